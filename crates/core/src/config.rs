@@ -1,0 +1,400 @@
+//! `flowmeter.toml`: every key has a default (a fresh install needs no file) and an environment
+//! override. Invalid configuration is an error that names the key.
+//!
+//! Environment overrides: `FLOWMETER_<SECTION>_<KEY>` for the keys of `[metrics]` and `[fix]`
+//! (for example `FLOWMETER_METRICS_INCIDENT_WINDOW_DAYS=3`,
+//! `FLOWMETER_METRICS_PRODUCTION_ENVIRONMENTS=production,live`), and `FLOWMETER_SERVICES` /
+//! `FLOWMETER_TEAMS` holding the whole list as a TOML array of tables.
+
+use serde::{Deserialize, Serialize};
+
+use crate::glob;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub metrics: MetricsConfig,
+    pub fix: FixConfig,
+    pub services: Vec<ServiceConfig>,
+    pub teams: Vec<TeamConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Environments whose successful deployments count (D0), compared ignoring case.
+    pub production_environments: Vec<String>,
+    /// How old a deployment may be and still have an incident attributed to it (D3).
+    pub incident_window_days: u32,
+    /// Which DORA report's tier table to use (D6).
+    pub tier_year: u32,
+    /// Logins whose reviews do not count (S), as globs.
+    pub bot_logins: Vec<String>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            production_environments: vec!["production".into(), "prod".into(), "live".into()],
+            incident_window_days: 7,
+            tier_year: 2023,
+            bot_logins: vec!["*[bot]".into(), "*-bot".into()],
+        }
+    }
+}
+
+/// How a change is classified as a fix (D5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FixConfig {
+    /// Pull request labels, compared ignoring case.
+    pub labels: Vec<String>,
+    /// Head branch globs.
+    pub head_branches: Vec<String>,
+    /// Commit subject prefixes.
+    pub subject_prefixes: Vec<String>,
+    /// Words a commit subject may contain, compared ignoring case.
+    pub subject_contains: Vec<String>,
+    /// Types of linked tracker issues, compared ignoring case.
+    pub issue_types: Vec<String>,
+}
+
+impl Default for FixConfig {
+    fn default() -> Self {
+        FixConfig {
+            labels: ["bug", "hotfix", "incident", "revert"]
+                .map(String::from)
+                .to_vec(),
+            head_branches: ["hotfix/*", "revert-*"].map(String::from).to_vec(),
+            subject_prefixes: vec!["Revert \"".into()],
+            subject_contains: vec!["hotfix".into()],
+            issue_types: ["Bug", "Incident"].map(String::from).to_vec(),
+        }
+    }
+}
+
+/// A service other than "one repository, one service": several services in one repository
+/// (each selected by a deployment id prefix glob) or one service over several repositories.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub name: String,
+    pub repos: Vec<String>,
+    /// Globs on the deployment id (or tag) that select this service's deployments in its
+    /// repositories, such as `axum-core-v*`. Empty: every deployment of the repositories.
+    #[serde(default)]
+    pub deployments: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamConfig {
+    pub name: String,
+    #[serde(default)]
+    pub members: Vec<String>,
+    #[serde(default)]
+    pub repos: Vec<String>,
+    #[serde(default)]
+    pub services: Vec<String>,
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+fn config_error(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// The tier years this build has tables for.
+pub const TIER_YEARS: [u32; 1] = [2023];
+
+impl Config {
+    /// Parses a configuration file's text and applies the environment overrides found by `env`
+    /// (a function so tests need not touch the process environment).
+    pub fn from_toml(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut doc: toml::Table = toml::from_str(text).map_err(|e| {
+            config_error(
+                "flowmeter.toml",
+                e.message().to_string() + &span_hint(text, e.span()),
+            )
+        })?;
+        apply_env(&mut doc, &env)?;
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(doc)).map_err(|e| {
+                let key = match e.path().to_string() {
+                    path if path == "." => "flowmeter.toml".to_string(),
+                    path => path,
+                };
+                config_error(key, e.inner().message())
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let m = &self.metrics;
+        if m.production_environments.is_empty() {
+            return Err(config_error(
+                "metrics.production_environments",
+                "must name at least one environment",
+            ));
+        }
+        if m.incident_window_days == 0 {
+            return Err(config_error(
+                "metrics.incident_window_days",
+                "must be at least 1",
+            ));
+        }
+        if !TIER_YEARS.contains(&m.tier_year) {
+            return Err(config_error(
+                "metrics.tier_year",
+                format!("no tier table for {}; known: {:?}", m.tier_year, TIER_YEARS),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, service) in self.services.iter().enumerate() {
+            if service.name.trim().is_empty() {
+                return Err(config_error(
+                    format!("services[{i}].name"),
+                    "must not be empty",
+                ));
+            }
+            if !names.insert(service.name.as_str()) {
+                return Err(config_error(
+                    format!("services[{i}].name"),
+                    format!("'{}' is defined twice", service.name),
+                ));
+            }
+            if service.repos.is_empty() {
+                return Err(config_error(
+                    format!("services[{i}].repos"),
+                    "must name at least one repository",
+                ));
+            }
+            for repo in &service.repos {
+                if repo.split('/').count() != 2 {
+                    return Err(config_error(
+                        format!("services[{i}].repos"),
+                        format!("'{repo}' is not of the form owner/name"),
+                    ));
+                }
+            }
+        }
+        let mut team_names = std::collections::HashSet::new();
+        for (i, team) in self.teams.iter().enumerate() {
+            if team.name.trim().is_empty() {
+                return Err(config_error(
+                    format!("teams[{i}].name"),
+                    "must not be empty",
+                ));
+            }
+            if !team_names.insert(team.name.as_str()) {
+                return Err(config_error(
+                    format!("teams[{i}].name"),
+                    format!("'{}' is defined twice", team.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an environment is a production environment (D0).
+    pub fn is_production(&self, environment: &str) -> bool {
+        self.metrics
+            .production_environments
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(environment))
+    }
+
+    /// Whether a login is a bot's (S).
+    pub fn is_bot(&self, login: &str) -> bool {
+        self.metrics
+            .bot_logins
+            .iter()
+            .any(|pattern| glob::matches_ignore_case(pattern, login))
+    }
+
+    /// The service a deployment record belongs to: the record's own `service`, else the first
+    /// configured service of its repository whose id globs match (or that has none), else the
+    /// repository itself.
+    pub fn service_of_deployment(&self, repo: &str, id: &str, explicit: Option<&str>) -> String {
+        if let Some(service) = explicit {
+            return service.to_string();
+        }
+        self.services
+            .iter()
+            .find(|s| {
+                s.repos.iter().any(|r| r == repo)
+                    && (s.deployments.is_empty()
+                        || s.deployments.iter().any(|g| glob::matches(g, id)))
+            })
+            .map(|s| s.name.clone())
+            .unwrap_or_else(|| repo.to_string())
+    }
+
+    /// The services an incident of a repository may belong to when it names no service: the
+    /// configured services of that repository, or the repository itself.
+    pub fn services_of_repo(&self, repo: &str) -> Vec<String> {
+        let configured: Vec<String> = self
+            .services
+            .iter()
+            .filter(|s| s.repos.iter().any(|r| r == repo))
+            .map(|s| s.name.clone())
+            .collect();
+        if configured.is_empty() {
+            vec![repo.to_string()]
+        } else {
+            configured
+        }
+    }
+
+    pub fn team(&self, name: &str) -> Option<&TeamConfig> {
+        self.teams.iter().find(|t| t.name == name)
+    }
+}
+
+/// Applies `FLOWMETER_*` overrides onto the parsed document.
+fn apply_env(
+    doc: &mut toml::Table,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    let defaults = toml::Table::try_from(Config::default()).expect("defaults serialize");
+    for section in ["metrics", "fix"] {
+        let Some(toml::Value::Table(keys)) = defaults.get(section) else {
+            continue;
+        };
+        for (key, default) in keys {
+            let var = format!("FLOWMETER_{}_{}", section, key).to_ascii_uppercase();
+            let Some(raw) = env(&var) else { continue };
+            let value = match default {
+                toml::Value::Integer(_) => raw
+                    .trim()
+                    .parse::<i64>()
+                    .map(toml::Value::Integer)
+                    .map_err(|_| {
+                        config_error(
+                            format!("{section}.{key}"),
+                            format!("{var}='{raw}' is not a whole number"),
+                        )
+                    })?,
+                toml::Value::Array(_) => toml::Value::Array(
+                    raw.split(',')
+                        .map(|s| s.trim())
+                        .filter(|s| !s.is_empty())
+                        .map(|s| toml::Value::String(s.to_string()))
+                        .collect(),
+                ),
+                _ => toml::Value::String(raw),
+            };
+            let table = doc
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match table {
+                toml::Value::Table(t) => {
+                    t.insert(key.clone(), value);
+                }
+                _ => return Err(config_error(section, "must be a table")),
+            }
+        }
+    }
+    for list in ["services", "teams"] {
+        let var = format!("FLOWMETER_{}", list.to_ascii_uppercase());
+        let Some(raw) = env(&var) else { continue };
+        let parsed: toml::Table = toml::from_str(&format!("{list} = {raw}"))
+            .map_err(|e| config_error(list, format!("{var}: {}", e.message())))?;
+        doc.insert(list.to_string(), parsed[list].clone());
+    }
+    Ok(())
+}
+
+fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].lines().count().max(1);
+            format!(" (line {line})")
+        }
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn an_empty_file_is_the_default() {
+        assert_eq!(Config::from_toml("", no_env).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (
+                "[metrics]\nincident_window_days = \"seven\"",
+                "metrics.incident_window_days",
+            ),
+            ("[metrics]\ntier_year = 1999", "metrics.tier_year"),
+            ("[metrics]\nprodution_environments = []", "metrics"),
+            (
+                "[[services]]\nname = \"api\"\nrepos = []",
+                "services[0].repos",
+            ),
+            (
+                "[[teams]]\nname = \"a\"\n[[teams]]\nname = \"a\"",
+                "teams[1].name",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = Config::from_toml(text, no_env).unwrap_err();
+            assert!(err.key.starts_with(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = |var: &str| match var {
+            "FLOWMETER_METRICS_INCIDENT_WINDOW_DAYS" => Some("3".to_string()),
+            "FLOWMETER_METRICS_PRODUCTION_ENVIRONMENTS" => Some("live, edge".to_string()),
+            "FLOWMETER_SERVICES" => {
+                Some(r#"[{name = "core", repos = ["a/b"], deployments = ["core-v*"]}]"#.into())
+            }
+            _ => None,
+        };
+        let config = Config::from_toml("[metrics]\nincident_window_days = 5", env).unwrap();
+        assert_eq!(config.metrics.incident_window_days, 3);
+        assert_eq!(config.metrics.production_environments, vec!["live", "edge"]);
+        assert_eq!(
+            config.service_of_deployment("a/b", "core-v1.2", None),
+            "core"
+        );
+        assert_eq!(config.service_of_deployment("a/b", "web-v1.2", None), "a/b");
+        let bad = |var: &str| (var == "FLOWMETER_METRICS_TIER_YEAR").then(|| "soon".to_string());
+        let err = Config::from_toml("", bad).unwrap_err();
+        assert_eq!(err.key, "metrics.tier_year");
+    }
+
+    #[test]
+    fn production_and_bots() {
+        let config = Config::default();
+        assert!(config.is_production("PROD"));
+        assert!(!config.is_production("staging"));
+        assert!(config.is_bot("dependabot[bot]"));
+        assert!(config.is_bot("release-bot"));
+        assert!(!config.is_bot("robot"));
+    }
+}

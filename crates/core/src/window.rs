@@ -1,0 +1,112 @@
+//! Windows of time and the scope a metric is computed for.
+
+use chrono::{NaiveDate, NaiveTime};
+use serde::Serialize;
+
+use crate::Timestamp;
+
+/// A half-open window of whole UTC days: an event at `t` belongs to it when
+/// `from 00:00:00 <= t < to 00:00:00`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+/// Why a window could not be built; names the parameter at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    #[error("{param}: '{value}' is not a date (expected YYYY-MM-DD)")]
+    Malformed { param: &'static str, value: String },
+    #[error("from: {from} is not before to: {to}")]
+    Empty { from: NaiveDate, to: NaiveDate },
+}
+
+impl WindowError {
+    /// The parameter a caller should point at.
+    pub fn param(&self) -> &'static str {
+        match self {
+            WindowError::Malformed { param, .. } => param,
+            WindowError::Empty { .. } => "from",
+        }
+    }
+}
+
+impl Window {
+    pub fn new(from: NaiveDate, to: NaiveDate) -> Result<Self, WindowError> {
+        if from >= to {
+            return Err(WindowError::Empty { from, to });
+        }
+        Ok(Window { from, to })
+    }
+
+    /// Parses `YYYY-MM-DD` dates as given on a command line or in a query string.
+    pub fn parse(from: &str, to: &str) -> Result<Self, WindowError> {
+        let date = |param: &'static str, value: &str| {
+            NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| WindowError::Malformed {
+                param,
+                value: value.to_string(),
+            })
+        };
+        Window::new(date("from", from)?, date("to", to)?)
+    }
+
+    pub fn days(&self) -> i64 {
+        (self.to - self.from).num_days()
+    }
+
+    pub fn start(&self) -> Timestamp {
+        self.from.and_time(NaiveTime::MIN).and_utc()
+    }
+
+    pub fn end(&self) -> Timestamp {
+        self.to.and_time(NaiveTime::MIN).and_utc()
+    }
+
+    pub fn contains(&self, t: Timestamp) -> bool {
+        self.start() <= t && t < self.end()
+    }
+
+    /// The window of the same length that ends where this one starts.
+    pub fn previous(&self) -> Window {
+        let days = chrono::Duration::days(self.days());
+        Window {
+            from: self.from - days,
+            to: self.from,
+        }
+    }
+}
+
+/// What a report is filtered to. `None` everywhere is the whole organisation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Scope {
+    pub repo: Option<String>,
+    pub service: Option<String>,
+    pub team: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_is_half_open() {
+        let w = Window::parse("2024-01-01", "2024-01-08").unwrap();
+        assert_eq!(w.days(), 7);
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        assert!(w.contains(at("2024-01-01T00:00:00Z")));
+        assert!(w.contains(at("2024-01-07T23:59:59Z")));
+        assert!(!w.contains(at("2024-01-08T00:00:00Z")));
+        assert!(!w.contains(at("2023-12-31T23:59:59Z")));
+    }
+
+    #[test]
+    fn bad_windows_name_the_parameter() {
+        let err = Window::parse("2024-13-01", "2024-02-01").unwrap_err();
+        assert_eq!(err.param(), "from");
+        let err = Window::parse("2024-01-01", "soon").unwrap_err();
+        assert_eq!(err.param(), "to");
+        let err = Window::parse("2024-02-01", "2024-02-01").unwrap_err();
+        assert!(matches!(err, WindowError::Empty { .. }));
+    }
+}
