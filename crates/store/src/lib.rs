@@ -1,0 +1,378 @@
+//! Flowmeter's event store: the records of the import format, raw API payloads and sync cursors,
+//! on SQLite (embedded, the default) or PostgreSQL, behind one interface.
+//!
+//! Writes are upserts on natural keys, one transaction per call, and change nothing when the
+//! same records arrive again. Bulk writes go through multi-row statements on SQLite and `COPY`
+//! on PostgreSQL. The store knows nothing of metrics: it hands the engine a [`Dataset`].
+
+mod pg;
+mod rows;
+mod sqlite;
+
+use std::str::FromStr;
+
+use flowmeter_core::import::RecordKind;
+use flowmeter_core::{Dataset, Record, Timestamp};
+
+/// A failure of the store. Messages never contain credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+    #[error("cannot open {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot migrate {url}: {source}")]
+    Migrate {
+        url: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("{what}: {source}")]
+    Query {
+        what: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("stored {table} row is unreadable: {message}")]
+    Corrupt {
+        table: &'static str,
+        message: String,
+    },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+pub(crate) fn query_error(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { what, source }
+}
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// An open event store.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// What one write did: how many records it was given and how many rows it inserted or changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteSummary {
+    pub received: u64,
+    pub changed: u64,
+}
+
+/// How many records of each kind the store holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub commits: u64,
+    pub pull_requests: u64,
+    pub deployments: u64,
+    pub incidents: u64,
+    pub issues: u64,
+}
+
+/// References between stored records that point at nothing (yet): history may arrive later.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unlinked {
+    pub deployments_with_unknown_commit: u64,
+    pub pull_requests_with_unknown_merge_commit: u64,
+    pub incidents_with_unknown_deployment: u64,
+}
+
+/// Where a connector's incremental sync stands for one scope and resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub cursor: Option<String>,
+    pub etag: Option<String>,
+}
+
+/// A raw API response body, kept so normalization can be replayed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawPayload {
+    pub id: String,
+    pub source: String,
+    pub resource: String,
+    pub fetched_at: Timestamp,
+    pub etag: Option<String>,
+    pub body: String,
+}
+
+/// A database URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Store {
+    /// Opens the store at `url` (creating an SQLite file on first use) and runs migrations.
+    #[tracing::instrument(skip_all, fields(url = %redact_url(url)))]
+    pub async fn open(url: &str) -> Result<Store> {
+        let store = Store::connect(url).await?;
+        store.migrate(url).await?;
+        Ok(store)
+    }
+
+    /// Opens the store at `url` without running migrations.
+    pub async fn connect(url: &str) -> Result<Store> {
+        let connect_error = |source| StoreError::Connect {
+            url: redact_url(url),
+            source,
+        };
+        if url.starts_with("sqlite:") {
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                .map_err(connect_error)?
+                .create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(std::time::Duration::from_secs(30))
+                .foreign_keys(true);
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await
+                .map_err(connect_error)?;
+            Ok(Store::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(std::time::Duration::from_secs(10))
+                .connect(url)
+                .await
+                .map_err(connect_error)?;
+            Ok(Store::Postgres(pool))
+        } else {
+            Err(StoreError::UnsupportedUrl(redact_url(url)))
+        }
+    }
+
+    /// Runs the migrations of this backend that have not run yet.
+    pub async fn migrate(&self, url: &str) -> Result<()> {
+        let result = match self {
+            Store::Sqlite(pool) => sqlx::migrate!("../../migrations/sqlite").run(pool).await,
+            Store::Postgres(pool) => sqlx::migrate!("../../migrations/postgres").run(pool).await,
+        };
+        result.map_err(|source| StoreError::Migrate {
+            url: redact_url(url),
+            source,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Store::Sqlite(_) => Backend::Sqlite,
+            Store::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        let what = "ping the store";
+        match self {
+            Store::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+            Store::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+        }
+        .map_err(query_error(what))
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(pool) => pool.close().await,
+            Store::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// Upserts records of one kind in one transaction: all of them are written, or none.
+    /// Records with the same natural key in one call: the last one wins.
+    #[tracing::instrument(skip_all, fields(kind = kind.noun(), records = records.len()))]
+    pub async fn write(&self, kind: RecordKind, records: &[Record]) -> Result<WriteSummary> {
+        let table = rows::table(kind);
+        let rows = rows::to_rows(kind, records);
+        let changed = match self {
+            Store::Sqlite(pool) => sqlite::upsert(pool, table, &rows).await?,
+            Store::Postgres(pool) => pg::upsert(pool, table, &rows).await?,
+        };
+        Ok(WriteSummary {
+            received: records.len() as u64,
+            changed,
+        })
+    }
+
+    /// Reads every record, in natural-key order.
+    #[tracing::instrument(skip_all)]
+    pub async fn load(&self) -> Result<Dataset> {
+        match self {
+            Store::Sqlite(pool) => sqlite::load(pool).await,
+            Store::Postgres(pool) => pg::load(pool).await,
+        }
+    }
+
+    pub async fn counts(&self) -> Result<Counts> {
+        let mut counts = Counts::default();
+        for kind in RecordKind::ALL {
+            let sql = rows::table(kind).count_sql();
+            let n: i64 = match self {
+                Store::Sqlite(pool) => {
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .fetch_one(pool)
+                        .await
+                }
+                Store::Postgres(pool) => {
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .fetch_one(pool)
+                        .await
+                }
+            }
+            .map_err(query_error("count records"))?;
+            let n = n as u64;
+            match kind {
+                RecordKind::Commits => counts.commits = n,
+                RecordKind::PullRequests => counts.pull_requests = n,
+                RecordKind::Deployments => counts.deployments = n,
+                RecordKind::Incidents => counts.incidents = n,
+                RecordKind::Issues => counts.issues = n,
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Counts references that point at records the store does not hold.
+    pub async fn unlinked(&self) -> Result<Unlinked> {
+        let scalar = |sql: &'static str| async move {
+            let n: i64 = match self {
+                Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+                Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            }
+            .map_err(query_error("count unlinked records"))?;
+            Ok::<u64, StoreError>(n as u64)
+        };
+        Ok(Unlinked {
+            deployments_with_unknown_commit: scalar(
+                "SELECT COUNT(*) FROM deployments d WHERE NOT EXISTS \
+                 (SELECT 1 FROM commits c WHERE c.repo = d.repo AND c.sha = d.sha)",
+            )
+            .await?,
+            pull_requests_with_unknown_merge_commit: scalar(
+                "SELECT COUNT(*) FROM pull_requests p WHERE p.merged_at IS NOT NULL AND NOT EXISTS \
+                 (SELECT 1 FROM commits c WHERE c.repo = p.repo AND c.sha = p.merge_commit_sha)",
+            )
+            .await?,
+            incidents_with_unknown_deployment: scalar(
+                "SELECT COUNT(*) FROM incidents i WHERE i.deployment_id IS NOT NULL AND NOT EXISTS \
+                 (SELECT 1 FROM deployments d WHERE d.id = i.deployment_id \
+                  AND (d.repo = i.repo OR d.service = i.service OR d.repo = i.key_scope))",
+            )
+            .await?,
+        })
+    }
+
+    /// A number that grows with every write that changed records.
+    pub async fn generation(&self) -> Result<i64> {
+        let sql = "SELECT value FROM store_generation WHERE id = 1";
+        match self {
+            Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        }
+        .map_err(query_error("read the store generation"))
+    }
+
+    pub async fn cursor(
+        &self,
+        source: &str,
+        scope: &str,
+        resource: &str,
+    ) -> Result<Option<Cursor>> {
+        let what = "read a sync cursor";
+        let row: Option<(Option<String>, Option<String>)> = match self {
+            Store::Sqlite(pool) => {
+                sqlx::query_as("SELECT cursor, etag FROM sync_cursors WHERE source = ?1 AND scope = ?2 AND resource = ?3")
+                    .bind(source).bind(scope).bind(resource).fetch_optional(pool).await
+            }
+            Store::Postgres(pool) => {
+                sqlx::query_as("SELECT cursor, etag FROM sync_cursors WHERE source = $1 AND scope = $2 AND resource = $3")
+                    .bind(source).bind(scope).bind(resource).fetch_optional(pool).await
+            }
+        }
+        .map_err(query_error(what))?;
+        Ok(row.map(|(cursor, etag)| Cursor { cursor, etag }))
+    }
+
+    pub async fn set_cursor(
+        &self,
+        source: &str,
+        scope: &str,
+        resource: &str,
+        cursor: &Cursor,
+    ) -> Result<()> {
+        let now = chrono::Utc::now();
+        let what = "write a sync cursor";
+        let sql_tail = "ON CONFLICT (source, scope, resource) DO UPDATE SET cursor = excluded.cursor, etag = excluded.etag, updated_at = excluded.updated_at";
+        match self {
+            Store::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO sync_cursors (source, scope, resource, cursor, etag, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) {sql_tail}")))
+                .bind(source).bind(scope).bind(resource).bind(&cursor.cursor).bind(&cursor.etag).bind(now)
+                .execute(pool).await.map(drop),
+            Store::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO sync_cursors (source, scope, resource, cursor, etag, updated_at) VALUES ($1, $2, $3, $4, $5, $6) {sql_tail}")))
+                .bind(source).bind(scope).bind(resource).bind(&cursor.cursor).bind(&cursor.etag).bind(now)
+                .execute(pool).await.map(drop),
+        }
+        .map_err(query_error(what))
+    }
+
+    /// Keeps a raw payload; the same id again replaces the body.
+    pub async fn put_raw(&self, raw: &RawPayload) -> Result<()> {
+        let what = "archive a raw payload";
+        let sql_tail = "ON CONFLICT (id) DO UPDATE SET source = excluded.source, resource = excluded.resource, fetched_at = excluded.fetched_at, etag = excluded.etag, body = excluded.body";
+        match self {
+            Store::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO raw_payloads (id, source, resource, fetched_at, etag, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6) {sql_tail}")))
+                .bind(&raw.id).bind(&raw.source).bind(&raw.resource).bind(raw.fetched_at).bind(&raw.etag).bind(&raw.body)
+                .execute(pool).await.map(drop),
+            Store::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO raw_payloads (id, source, resource, fetched_at, etag, body) VALUES ($1, $2, $3, $4, $5, $6) {sql_tail}")))
+                .bind(&raw.id).bind(&raw.source).bind(&raw.resource).bind(raw.fetched_at).bind(&raw.etag).bind(&raw.body)
+                .execute(pool).await.map(drop),
+        }
+        .map_err(query_error(what))
+    }
+
+    /// The raw payloads of one source, in id order.
+    pub async fn raw_payloads(&self, source: &str) -> Result<Vec<RawPayload>> {
+        type Row = (String, String, String, Timestamp, Option<String>, String);
+        let what = "read raw payloads";
+        let rows: Vec<Row> = match self {
+            Store::Sqlite(pool) => sqlx::query_as("SELECT id, source, resource, fetched_at, etag, body FROM raw_payloads WHERE source = ?1 ORDER BY id")
+                .bind(source).fetch_all(pool).await,
+            Store::Postgres(pool) => sqlx::query_as("SELECT id, source, resource, fetched_at, etag, body FROM raw_payloads WHERE source = $1 ORDER BY id")
+                .bind(source).fetch_all(pool).await,
+        }
+        .map_err(query_error(what))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, source, resource, fetched_at, etag, body)| RawPayload {
+                    id,
+                    source,
+                    resource,
+                    fetched_at,
+                    etag,
+                    body,
+                },
+            )
+            .collect())
+    }
+}
