@@ -1,0 +1,119 @@
+//! Classification of changes as fixes (D5) and links from code to tracker issues.
+
+use std::collections::{HashMap, HashSet};
+
+use regex::Regex;
+
+use flowmeter_core::{Config, Dataset, PullRequest, glob};
+
+pub(crate) struct Classifier<'a> {
+    config: &'a Config,
+    issue_types: HashMap<&'a str, &'a str>,
+    projects: HashSet<&'a str>,
+    key_pattern: Regex,
+    /// Subjects of commits that mention an issue key, for pull requests' links.
+    keyed_subjects: HashMap<(&'a str, &'a str), &'a str>,
+}
+
+impl<'a> Classifier<'a> {
+    pub fn new(dataset: &'a Dataset, config: &'a Config) -> Self {
+        let key_pattern = Regex::new(r"\b([A-Z][A-Z0-9]+)-([0-9]+)\b").expect("valid pattern");
+        let issue_types = dataset
+            .issues
+            .iter()
+            .map(|i| (i.key.as_str(), i.issue_type.as_str()))
+            .collect();
+        let projects: HashSet<&str> = dataset.issues.iter().map(|i| i.project.as_str()).collect();
+        let mut keyed_subjects = HashMap::new();
+        if !projects.is_empty() {
+            for c in &dataset.commits {
+                let subject = c.subject();
+                if key_pattern.is_match(subject) {
+                    keyed_subjects.insert((c.repo.as_str(), c.sha.as_str()), subject);
+                }
+            }
+        }
+        Classifier {
+            config,
+            issue_types,
+            projects,
+            key_pattern,
+            keyed_subjects,
+        }
+    }
+
+    /// Issue keys of known projects found in a text.
+    fn keys<'t>(&'t self, text: &'t str) -> impl Iterator<Item = &'t str> + 't {
+        self.key_pattern.captures_iter(text).filter_map(|c| {
+            let project = c.get(1)?.as_str();
+            self.projects
+                .contains(project)
+                .then(|| c.get(0).map(|m| m.as_str()))?
+        })
+    }
+
+    /// The texts of a pull request that may name issues: title, head branch, commit subjects.
+    fn pull_texts<'p>(&'p self, pr: &'p PullRequest) -> Vec<&'p str> {
+        let mut texts: Vec<&str> = Vec::new();
+        texts.extend(pr.title.as_deref());
+        texts.extend(pr.head_branch.as_deref());
+        for sha in &pr.commits {
+            if let Some(subject) = self.keyed_subjects.get(&(pr.repo.as_str(), sha.as_str())) {
+                texts.push(subject);
+            }
+        }
+        texts
+    }
+
+    /// Whether a pull request names at least one known issue.
+    pub fn links_issue(&self, pr: &PullRequest) -> bool {
+        self.pull_texts(pr)
+            .into_iter()
+            .any(|t| self.keys(t).next().is_some())
+    }
+
+    /// Whether a change is a fix: its pull request's labels or head branch, its commit subject,
+    /// or the type of an issue it or its pull request links to.
+    pub fn is_fix(&self, subject: &str, pr: Option<&PullRequest>) -> bool {
+        let fix = &self.config.fix;
+        if fix
+            .subject_prefixes
+            .iter()
+            .any(|p| subject.starts_with(p.as_str()))
+        {
+            return true;
+        }
+        let lower = subject.to_lowercase();
+        if fix
+            .subject_contains
+            .iter()
+            .any(|w| lower.contains(&w.to_lowercase()))
+        {
+            return true;
+        }
+        let fix_issue = |text: &str| {
+            self.keys(text).any(|key| {
+                self.issue_types
+                    .get(key)
+                    .is_some_and(|t| fix.issue_types.iter().any(|f| f.eq_ignore_ascii_case(t)))
+            })
+        };
+        if fix_issue(subject) {
+            return true;
+        }
+        let Some(pr) = pr else { return false };
+        if pr
+            .labels
+            .iter()
+            .any(|l| fix.labels.iter().any(|f| f.eq_ignore_ascii_case(l)))
+        {
+            return true;
+        }
+        if let Some(branch) = &pr.head_branch
+            && fix.head_branches.iter().any(|g| glob::matches(g, branch))
+        {
+            return true;
+        }
+        self.pull_texts(pr).into_iter().any(fix_issue)
+    }
+}

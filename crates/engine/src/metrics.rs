@@ -1,0 +1,219 @@
+//! The window- and scope-dependent half of the engine: one Polars function per metric over the
+//! frames of a prepared snapshot. Each function's doc comment is its definition.
+
+use polars::prelude::*;
+
+use flowmeter_core::Window;
+
+use crate::prepare::Prepared;
+
+pub mod columns {
+    pub const SERVICE: &str = "service";
+    pub const REPO: &str = "repo";
+    pub const TIME: &str = "time";
+    pub const FAILED: &str = "failed";
+    pub const REWORK: &str = "rework";
+    pub const DEPLOYED_AT: &str = "deployed_at";
+    pub const LEAD_HOURS: &str = "lead_hours";
+    pub const CREATED_AT: &str = "created_at";
+    pub const RESOLVED_AT: &str = "resolved_at";
+    pub const RECOVERY_HOURS: &str = "recovery_hours";
+}
+use columns::*;
+
+const US_PER_DAY: i64 = 86_400_000_000;
+
+/// The prepared rows as frames; times are microseconds since the epoch (UTC).
+#[derive(Debug, Clone)]
+pub struct Frames {
+    pub deployments: DataFrame,
+    pub changes: DataFrame,
+    pub incidents: DataFrame,
+}
+
+impl Frames {
+    pub fn new(p: &Prepared) -> PolarsResult<Frames> {
+        let us = |t: &flowmeter_core::Timestamp| t.timestamp_micros();
+        let deployments = df!(
+            SERVICE => p.deployments.iter().map(|d| d.service.as_str()).collect::<Vec<_>>(),
+            REPO => p.deployments.iter().map(|d| d.repo.as_str()).collect::<Vec<_>>(),
+            TIME => p.deployments.iter().map(|d| us(&d.time)).collect::<Vec<_>>(),
+            FAILED => p.deployments.iter().map(|d| d.failed).collect::<Vec<_>>(),
+            REWORK => p.deployments.iter().map(|d| d.rework).collect::<Vec<_>>(),
+        )?;
+        let changes = df!(
+            SERVICE => p.changes.iter().map(|c| c.service.as_str()).collect::<Vec<_>>(),
+            REPO => p.changes.iter().map(|c| c.repo.as_str()).collect::<Vec<_>>(),
+            DEPLOYED_AT => p.changes.iter().map(|c| us(&c.deployed_at)).collect::<Vec<_>>(),
+            LEAD_HOURS => p.changes.iter().map(|c| c.lead_hours).collect::<Vec<_>>(),
+        )?;
+        let incidents = df!(
+            SERVICE => p.incidents.iter().map(|i| i.service.as_deref()).collect::<Vec<_>>(),
+            REPO => p.incidents.iter().map(|i| i.repo.as_deref()).collect::<Vec<_>>(),
+            CREATED_AT => p.incidents.iter().map(|i| us(&i.created_at)).collect::<Vec<_>>(),
+            RESOLVED_AT => p.incidents.iter().map(|i| i.resolved_at.as_ref().map(us)).collect::<Vec<_>>(),
+            RECOVERY_HOURS => p.incidents.iter().map(|i| i.recovery_hours).collect::<Vec<_>>(),
+        )?;
+        Ok(Frames {
+            deployments,
+            changes,
+            incidents,
+        })
+    }
+}
+
+/// `from 00:00 <= column < to 00:00`.
+pub fn in_window(column: &str, window: &Window) -> Expr {
+    let start = window.start().timestamp_micros();
+    let end = window.end().timestamp_micros();
+    col(column).gt_eq(lit(start)).and(col(column).lt(lit(end)))
+}
+
+fn count() -> Expr {
+    len().cast(DataType::UInt64).alias("count")
+}
+
+fn sum_of(column: &str) -> Expr {
+    col(column).cast(DataType::UInt64).sum().alias(column)
+}
+
+fn first_u64(df: &DataFrame, column: &str) -> PolarsResult<u64> {
+    Ok(df
+        .column(column)?
+        .as_materialized_series()
+        .cast(&DataType::UInt64)?
+        .u64()?
+        .get(0)
+        .unwrap_or(0))
+}
+
+fn first_f64(df: &DataFrame, column: &str) -> PolarsResult<Option<f64>> {
+    Ok(df
+        .column(column)?
+        .as_materialized_series()
+        .cast(&DataType::Float64)?
+        .f64()?
+        .get(0))
+}
+
+/// D1 Deployment frequency: the deployments in the window; `per_week = deployments * 7 /
+/// days`; and the median, over the window's whole 7-day buckets starting at `from`, of the
+/// number of distinct UTC days with at least one deployment (`None` without a whole bucket).
+pub fn deployment_frequency(
+    deployments: &DataFrame,
+    window: &Window,
+    scope: Expr,
+) -> PolarsResult<(u64, f64, Option<f64>)> {
+    let selected = deployments
+        .clone()
+        .lazy()
+        .filter(in_window(TIME, window).and(scope));
+    let n = first_u64(&selected.clone().select([count()]).collect()?, "count")?;
+    let per_week = n as f64 * 7.0 / window.days() as f64;
+    let buckets = window.days() / 7;
+    if buckets == 0 {
+        return Ok((n, per_week, None));
+    }
+    let start = window.start().timestamp_micros();
+    // Rows are filtered to the window, so the offsets are non-negative and integer division floors.
+    let day = (col(TIME) - lit(start)) / lit(US_PER_DAY);
+    let per_bucket = selected
+        .select([day.alias("day")])
+        .with_column((col("day") / lit(7i64)).alias("bucket"))
+        .filter(col("bucket").lt(lit(buckets)))
+        .group_by([col("bucket")])
+        .agg([col("day").n_unique().cast(DataType::Float64).alias("days")])
+        .collect()?;
+    let mut days_per_bucket = vec![0.0; buckets as usize];
+    let bucket_col = per_bucket
+        .column("bucket")?
+        .as_materialized_series()
+        .cast(&DataType::Int64)?;
+    let days_col = per_bucket.column("days")?.as_materialized_series().clone();
+    for (b, d) in bucket_col.i64()?.iter().zip(days_col.f64()?.iter()) {
+        if let (Some(b), Some(d)) = (b, d) {
+            days_per_bucket[b as usize] = d;
+        }
+    }
+    let median = Series::new("days".into(), days_per_bucket).median();
+    Ok((n, per_week, median))
+}
+
+/// D2 Lead time for changes: over the changes delivered by deployments in the window, their
+/// count, median and 90th percentile (linear interpolation) of `deployment time - start`.
+pub fn lead_time(
+    changes: &DataFrame,
+    window: &Window,
+    scope: Expr,
+) -> PolarsResult<(u64, Option<f64>, Option<f64>)> {
+    let out = changes
+        .clone()
+        .lazy()
+        .filter(in_window(DEPLOYED_AT, window).and(scope))
+        .select([
+            count(),
+            col(LEAD_HOURS).median().alias("median"),
+            col(LEAD_HOURS)
+                .quantile(lit(0.9), QuantileMethod::Linear)
+                .alias("p90"),
+        ])
+        .collect()?;
+    Ok((
+        first_u64(&out, "count")?,
+        first_f64(&out, "median")?,
+        first_f64(&out, "p90")?,
+    ))
+}
+
+/// D3 Change failure rate: of the deployments in the window, how many failed (an incident is
+/// attributed to them); `rate = failed / deployments`, `None` without deployments.
+/// D5 Rework rate is the same shape over the `rework` flag.
+pub fn flagged_share(
+    deployments: &DataFrame,
+    window: &Window,
+    scope: Expr,
+    flag: &str,
+) -> PolarsResult<(u64, u64, Option<f64>)> {
+    let out = deployments
+        .clone()
+        .lazy()
+        .filter(in_window(TIME, window).and(scope))
+        .select([count(), sum_of(flag)])
+        .collect()?;
+    let n = first_u64(&out, "count")?;
+    let flagged = first_u64(&out, flag)?;
+    let rate = (n > 0).then(|| flagged as f64 / n as f64);
+    Ok((n, flagged, rate))
+}
+
+/// D4 Recovery time: for the incidents resolved in the window, their count and the median of
+/// `resolved_at - created_at`; also how many of the scope's incidents created before the
+/// window's end are still open.
+pub fn recovery_time(
+    incidents: &DataFrame,
+    window: &Window,
+    scope: Expr,
+) -> PolarsResult<(u64, Option<f64>, u64)> {
+    let out = incidents
+        .clone()
+        .lazy()
+        .filter(in_window(RESOLVED_AT, window).and(scope.clone()))
+        .select([count(), col(RECOVERY_HOURS).median().alias("median")])
+        .collect()?;
+    let open = incidents
+        .clone()
+        .lazy()
+        .filter(
+            col(RESOLVED_AT)
+                .is_null()
+                .and(col(CREATED_AT).lt(lit(window.end().timestamp_micros())))
+                .and(scope),
+        )
+        .select([count()])
+        .collect()?;
+    Ok((
+        first_u64(&out, "count")?,
+        first_f64(&out, "median")?,
+        first_u64(&open, "count")?,
+    ))
+}

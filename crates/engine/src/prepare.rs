@@ -1,0 +1,520 @@
+//! The window-independent half of the engine: who delivered what.
+//!
+//! Attribution walks the commit graph, which is a traversal and not a columnar operation, so it
+//! is plain Rust over compact per-repository graphs (integer ids, parent lists in one flat
+//! array). It runs over the whole dataset every time a snapshot is prepared, so history that
+//! arrives out of order (a child before its parent, deployments before their commits) gives
+//! exactly the answer in-order history gives. Its output is three frames, the rows every
+//! number of a report is aggregated from, and the receipts a user can drill down into.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use flowmeter_core::{Config, Dataset, Deployment, Incident, PullRequest, Timestamp};
+
+use crate::classify::Classifier;
+
+pub(crate) const US_PER_HOUR: f64 = 3_600_000_000.0;
+
+/// A counted deployment (D0): successful, to production, one per service and id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentRow {
+    pub service: String,
+    pub repo: String,
+    pub id: String,
+    pub sha: String,
+    pub time: Timestamp,
+    /// The first deployment of its service (per repository): it delivers nothing.
+    pub baseline: bool,
+    /// At least one incident is attributed to it (D3).
+    pub failed: bool,
+    /// Unplanned work that fixes a failure (D5).
+    pub rework: bool,
+    /// How many changes it delivered (D2).
+    pub changes: u32,
+}
+
+/// A change delivered by a deployment (D2), with its lead time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeRow {
+    pub service: String,
+    pub repo: String,
+    pub sha: String,
+    pub deployment_id: String,
+    pub deployed_at: Timestamp,
+    /// `authored_at`, or for a squash or rebase merge the first commit of its pull request.
+    pub start: Timestamp,
+    /// The pull request whose commits gave `start` (squash and rebase merges).
+    pub squash_of: Option<u64>,
+    pub lead_hours: f64,
+    pub fix: bool,
+}
+
+/// An incident with the deployment it is attributed to (D3) and its recovery time (D4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentRow {
+    pub service: Option<String>,
+    pub repo: Option<String>,
+    pub id: String,
+    pub created_at: Timestamp,
+    pub resolved_at: Option<Timestamp>,
+    pub recovery_hours: Option<f64>,
+    pub deployment_id: Option<String>,
+}
+
+/// Counts of references that point at records the store does not have (yet).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Linkage {
+    /// Production deployments whose commit is unknown: they deliver nothing until it arrives.
+    pub deployments_with_unknown_commit: u64,
+    /// Commits whose parent is unknown (history that has not arrived, or a shallow import).
+    pub commits_with_unknown_parent: u64,
+    /// Merged pull requests whose merge commit is unknown.
+    pub pull_requests_with_unknown_merge_commit: u64,
+    /// Incidents naming a deployment id that is not a counted deployment.
+    pub incidents_with_unknown_deployment: u64,
+    /// Incidents attributed to no deployment (they still count for recovery time).
+    pub incidents_unattributed: u64,
+    /// Merged pull requests that link to no tracker issue.
+    pub pull_requests_without_issue: u64,
+}
+
+/// Everything a report needs, independent of its window and scope.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    pub deployments: Vec<DeploymentRow>,
+    pub changes: Vec<ChangeRow>,
+    pub incidents: Vec<IncidentRow>,
+    /// Every deployment record, counted or not, for listings of failed attempts.
+    pub attempts: Vec<Deployment>,
+    pub linkage: Linkage,
+    pub repos: BTreeSet<String>,
+    pub services: BTreeSet<String>,
+}
+
+/// One repository's commit graph with integer ids.
+struct Graph<'a> {
+    index: HashMap<&'a str, u32>,
+    shas: Vec<&'a str>,
+    parent_start: Vec<u32>,
+    parents: Vec<u32>,
+    authored: Vec<Timestamp>,
+    is_change: Vec<bool>,
+    subjects: Vec<&'a str>,
+    messages: Vec<&'a str>,
+}
+
+impl<'a> Graph<'a> {
+    fn parents_of(&self, node: u32) -> &[u32] {
+        let (a, b) = (
+            self.parent_start[node as usize] as usize,
+            self.parent_start[node as usize + 1] as usize,
+        );
+        &self.parents[a..b]
+    }
+}
+
+fn build_graphs<'a>(dataset: &'a Dataset, linkage: &mut Linkage) -> HashMap<&'a str, Graph<'a>> {
+    let mut by_repo: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, c) in dataset.commits.iter().enumerate() {
+        by_repo.entry(c.repo.as_str()).or_default().push(i);
+    }
+    let mut graphs = HashMap::with_capacity(by_repo.len());
+    for (repo, members) in by_repo {
+        let mut index = HashMap::with_capacity(members.len());
+        let mut shas = Vec::with_capacity(members.len());
+        for (n, &i) in members.iter().enumerate() {
+            index.insert(dataset.commits[i].sha.as_str(), n as u32);
+            shas.push(dataset.commits[i].sha.as_str());
+        }
+        let mut parent_start = Vec::with_capacity(members.len() + 1);
+        let mut parents = Vec::with_capacity(members.len());
+        let mut authored = Vec::with_capacity(members.len());
+        let mut is_change = Vec::with_capacity(members.len());
+        let mut subjects = Vec::with_capacity(members.len());
+        let mut messages = Vec::with_capacity(members.len());
+        for &i in &members {
+            let c = &dataset.commits[i];
+            parent_start.push(parents.len() as u32);
+            let mut unknown = false;
+            for p in &c.parents {
+                match index.get(p.as_str()) {
+                    Some(&n) => parents.push(n),
+                    None => unknown = true,
+                }
+            }
+            if unknown {
+                linkage.commits_with_unknown_parent += 1;
+            }
+            authored.push(c.authored_at);
+            is_change.push(c.is_change());
+            subjects.push(c.subject());
+            messages.push(c.message.as_deref().unwrap_or(""));
+        }
+        parent_start.push(parents.len() as u32);
+        graphs.insert(
+            repo,
+            Graph {
+                index,
+                shas,
+                parent_start,
+                parents,
+                authored,
+                is_change,
+                subjects,
+                messages,
+            },
+        );
+    }
+    graphs
+}
+
+/// Pull requests of one repository by the shas that identify them.
+#[derive(Default)]
+struct PullIndex<'a> {
+    by_merge_commit: HashMap<&'a str, &'a PullRequest>,
+    by_commit: HashMap<&'a str, &'a PullRequest>,
+}
+
+fn index_pulls(dataset: &Dataset) -> HashMap<&str, PullIndex<'_>> {
+    let mut index: HashMap<&str, PullIndex> = HashMap::new();
+    for pr in &dataset.pull_requests {
+        let entry = index.entry(pr.repo.as_str()).or_default();
+        if pr.merged_at.is_some()
+            && let Some(sha) = &pr.merge_commit_sha
+        {
+            entry.by_merge_commit.insert(sha.as_str(), pr);
+        }
+        for sha in &pr.commits {
+            entry.by_commit.insert(sha.as_str(), pr);
+        }
+    }
+    index
+}
+
+/// A deployment after D0's dedupe, before attribution.
+struct Candidate<'a> {
+    service: String,
+    record: &'a Deployment,
+    time: Timestamp,
+}
+
+/// Prepares a dataset under a configuration.
+pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
+    let mut linkage = Linkage::default();
+    let graphs = build_graphs(dataset, &mut linkage);
+    let pulls = index_pulls(dataset);
+    let classifier = Classifier::new(dataset, config);
+
+    for pr in &dataset.pull_requests {
+        if pr.merged_at.is_none() {
+            continue;
+        }
+        let known = pr.merge_commit_sha.as_deref().is_some_and(|sha| {
+            graphs
+                .get(pr.repo.as_str())
+                .is_some_and(|g| g.index.contains_key(sha))
+        });
+        if !known {
+            linkage.pull_requests_with_unknown_merge_commit += 1;
+        }
+        if !classifier.links_issue(pr) {
+            linkage.pull_requests_without_issue += 1;
+        }
+    }
+
+    // D0: successful production records, one per (service, id); the latest finish wins.
+    let mut candidates: HashMap<(String, &str), Candidate> = HashMap::new();
+    for d in &dataset.deployments {
+        if d.status != flowmeter_core::DeploymentStatus::Success
+            || !config.is_production(&d.environment)
+        {
+            continue;
+        }
+        let service = config.service_of_deployment(&d.repo, &d.id, d.service.as_deref());
+        let time = d.time();
+        let key = (service.clone(), d.id.as_str());
+        match candidates.get(&key) {
+            Some(existing) if (existing.time, &existing.record.repo) >= (time, &d.repo) => {}
+            _ => {
+                candidates.insert(
+                    key,
+                    Candidate {
+                        service,
+                        record: d,
+                        time,
+                    },
+                );
+            }
+        }
+    }
+    let mut by_service: HashMap<String, Vec<Candidate>> = HashMap::new();
+    for (_, c) in candidates {
+        by_service.entry(c.service.clone()).or_default().push(c);
+    }
+    let mut service_names: Vec<String> = by_service.keys().cloned().collect();
+    service_names.sort();
+
+    let mut deployments = Vec::new();
+    let mut changes = Vec::new();
+    for service in &service_names {
+        let mut list = by_service.remove(service).unwrap_or_default();
+        list.sort_by(|a, b| (a.time, &a.record.id).cmp(&(b.time, &b.record.id)));
+        // Per repository of the service: what earlier deployments already contained.
+        let mut contained: HashMap<&str, Vec<bool>> = HashMap::new();
+        let mut previous_sha: Option<(&str, &str)> = None;
+        for candidate in &list {
+            let d = candidate.record;
+            let graph = graphs.get(d.repo.as_str());
+            let head = graph.and_then(|g| g.index.get(d.sha.as_str()).copied());
+            if head.is_none() {
+                linkage.deployments_with_unknown_commit += 1;
+            }
+            let baseline = !contained.contains_key(d.repo.as_str());
+            let mut delivered: Vec<u32> = Vec::new();
+            let seen = contained
+                .entry(d.repo.as_str())
+                .or_insert_with(|| vec![false; graph.map_or(0, |g| g.authored.len())]);
+            if let (Some(g), Some(head)) = (graph, head) {
+                let mut stack = vec![head];
+                while let Some(node) = stack.pop() {
+                    if std::mem::replace(&mut seen[node as usize], true) {
+                        continue;
+                    }
+                    delivered.push(node);
+                    stack.extend(g.parents_of(node).iter().filter(|&&p| !seen[p as usize]));
+                }
+            }
+            let mut fix = false;
+            let mut delivered_changes = 0;
+            if !baseline && let Some(g) = graph {
+                let seen = &contained[d.repo.as_str()];
+                delivered.sort_unstable();
+                for node in delivered {
+                    if !g.is_change[node as usize] {
+                        continue;
+                    }
+                    let sha = sha_of(g, node);
+                    let (start, squash_of) =
+                        change_start(g, node, sha, pulls.get(d.repo.as_str()), seen);
+                    let is_fix = classifier.is_fix(
+                        g.subjects[node as usize],
+                        pulls.get(d.repo.as_str()).and_then(|p| pull_of(p, sha)),
+                    );
+                    fix |= is_fix;
+                    delivered_changes += 1;
+                    let lead_us = (candidate.time - start)
+                        .num_microseconds()
+                        .unwrap_or(i64::MAX)
+                        .max(0);
+                    changes.push(ChangeRow {
+                        service: service.clone(),
+                        repo: d.repo.clone(),
+                        sha: sha.to_string(),
+                        deployment_id: d.id.clone(),
+                        deployed_at: candidate.time,
+                        start,
+                        squash_of,
+                        lead_hours: lead_us as f64 / US_PER_HOUR,
+                        fix: is_fix,
+                    });
+                }
+            }
+            let reverts_previous = match (previous_sha, graph, head) {
+                (Some((prev_repo, prev_sha)), Some(g), Some(head)) if prev_repo == d.repo => {
+                    let prev_subject = g.index.get(prev_sha).map(|&n| g.subjects[n as usize]);
+                    reverts(
+                        g.subjects[head as usize],
+                        g.messages[head as usize],
+                        prev_sha,
+                        prev_subject,
+                    )
+                }
+                _ => false,
+            };
+            previous_sha = Some((d.repo.as_str(), d.sha.as_str()));
+            deployments.push(DeploymentRow {
+                service: service.clone(),
+                repo: d.repo.clone(),
+                id: d.id.clone(),
+                sha: d.sha.clone(),
+                time: candidate.time,
+                baseline,
+                failed: false,
+                rework: fix || reverts_previous,
+                changes: delivered_changes,
+            });
+        }
+    }
+
+    let incidents = attribute_incidents(&dataset.incidents, &mut deployments, config, &mut linkage);
+
+    let mut repos: BTreeSet<String> = BTreeSet::new();
+    repos.extend(dataset.commits.iter().map(|c| c.repo.clone()));
+    repos.extend(dataset.pull_requests.iter().map(|p| p.repo.clone()));
+    repos.extend(dataset.deployments.iter().map(|d| d.repo.clone()));
+    repos.extend(dataset.incidents.iter().filter_map(|i| i.repo.clone()));
+    repos.extend(config.services.iter().flat_map(|s| s.repos.iter().cloned()));
+    repos.extend(config.teams.iter().flat_map(|t| t.repos.iter().cloned()));
+    let mut services: BTreeSet<String> = service_names.into_iter().collect();
+    services.extend(
+        dataset
+            .deployments
+            .iter()
+            .map(|d| config.service_of_deployment(&d.repo, &d.id, d.service.as_deref())),
+    );
+    services.extend(incidents.iter().filter_map(|i| i.service.clone()));
+    services.extend(config.services.iter().map(|s| s.name.clone()));
+    services.extend(config.teams.iter().flat_map(|t| t.services.iter().cloned()));
+
+    Prepared {
+        deployments,
+        changes,
+        incidents,
+        attempts: dataset.deployments.clone(),
+        linkage,
+        repos,
+        services,
+    }
+}
+
+fn sha_of<'a>(g: &Graph<'a>, node: u32) -> &'a str {
+    g.shas[node as usize]
+}
+
+fn pull_of<'p>(pulls: &PullIndex<'p>, sha: &str) -> Option<&'p PullRequest> {
+    pulls
+        .by_merge_commit
+        .get(sha)
+        .or_else(|| pulls.by_commit.get(sha))
+        .copied()
+}
+
+/// D2's start of a change: its `authored_at`, except for a squash or rebase merge (the merge
+/// commit of a merged pull request none of whose own commits the deployment contains), which
+/// starts at the earliest `authored_at` of the pull request's commits, or at its `created_at`
+/// when they are unknown.
+fn change_start(
+    g: &Graph,
+    node: u32,
+    sha: &str,
+    pulls: Option<&PullIndex>,
+    contained: &[bool],
+) -> (Timestamp, Option<u64>) {
+    let own = g.authored[node as usize];
+    let Some(pr) = pulls.and_then(|p| p.by_merge_commit.get(sha)) else {
+        return (own, None);
+    };
+    let known: Vec<u32> = pr
+        .commits
+        .iter()
+        .filter_map(|c| g.index.get(c.as_str()).copied())
+        .collect();
+    if known.iter().any(|&n| contained[n as usize]) {
+        return (own, None);
+    }
+    let start = known
+        .iter()
+        .map(|&n| g.authored[n as usize])
+        .min()
+        .unwrap_or(pr.created_at);
+    (start, Some(pr.number))
+}
+
+/// Whether a commit reverts the previous deployment's commit: git's revert subject of that
+/// commit's subject, or git's "This reverts commit <sha>" line naming it.
+fn reverts(subject: &str, message: &str, prev_sha: &str, prev_subject: Option<&str>) -> bool {
+    if let Some(prev_subject) = prev_subject
+        && subject == format!("Revert \"{prev_subject}\"")
+    {
+        return true;
+    }
+    message.split("This reverts commit ").skip(1).any(|rest| {
+        let named: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+        named.len() >= 7 && prev_sha.starts_with(&named)
+    })
+}
+
+/// D3: an incident goes to the deployment it names, else to the latest deployment of its
+/// service at or before it, at most `incident_window_days` older; else to none.
+fn attribute_incidents(
+    incidents: &[Incident],
+    deployments: &mut [DeploymentRow],
+    config: &Config,
+    linkage: &mut Linkage,
+) -> Vec<IncidentRow> {
+    let window_us = i64::from(config.metrics.incident_window_days) * 24 * 3_600_000_000;
+    let mut by_service: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut by_id: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, d) in deployments.iter().enumerate() {
+        by_service.entry(d.service.as_str()).or_default().push(i);
+        by_id.entry(d.id.as_str()).or_default().push(i);
+    }
+    let mut attributed: HashSet<usize> = HashSet::new();
+    let mut rows = Vec::with_capacity(incidents.len());
+    for incident in incidents {
+        let services: Vec<String> = match (&incident.service, &incident.repo) {
+            (Some(s), _) => vec![s.clone()],
+            (None, Some(repo)) => config.services_of_repo(repo),
+            (None, None) => Vec::new(),
+        };
+        let in_scope = |d: &DeploymentRow| services.contains(&d.service);
+        let target = match &incident.deployment_id {
+            Some(id) => {
+                let found = by_id
+                    .get(id.as_str())
+                    .and_then(|list| list.iter().copied().find(|&i| in_scope(&deployments[i])));
+                if found.is_none() {
+                    linkage.incidents_with_unknown_deployment += 1;
+                }
+                found
+            }
+            None => services
+                .iter()
+                .filter_map(|s| by_service.get(s.as_str()))
+                .flatten()
+                .copied()
+                .filter(|&i| deployments[i].time <= incident.created_at)
+                .max_by(|&a, &b| {
+                    (deployments[a].time, &deployments[a].id)
+                        .cmp(&(deployments[b].time, &deployments[b].id))
+                })
+                .filter(|&i| {
+                    (incident.created_at - deployments[i].time)
+                        .num_microseconds()
+                        .is_some_and(|age| age <= window_us)
+                }),
+        };
+        if target.is_none() {
+            linkage.incidents_unattributed += 1;
+        }
+        if let Some(i) = target {
+            attributed.insert(i);
+        }
+        let service = match (&incident.service, target) {
+            (Some(s), _) => Some(s.clone()),
+            (None, Some(i)) => Some(deployments[i].service.clone()),
+            (None, None) if services.len() == 1 => Some(services[0].clone()),
+            (None, None) => None,
+        };
+        let repo = incident
+            .repo
+            .clone()
+            .or_else(|| target.map(|i| deployments[i].repo.clone()));
+        let recovery_hours = incident.resolved_at.map(|r| {
+            (r - incident.created_at).num_microseconds().unwrap_or(0) as f64 / US_PER_HOUR
+        });
+        rows.push(IncidentRow {
+            service,
+            repo,
+            id: incident.id.clone(),
+            created_at: incident.created_at,
+            resolved_at: incident.resolved_at,
+            recovery_hours,
+            deployment_id: target.map(|i| deployments[i].id.clone()),
+        });
+    }
+    for i in attributed {
+        deployments[i].failed = true;
+    }
+    rows
+}
