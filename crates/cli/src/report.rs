@@ -1,0 +1,163 @@
+//! `flowmeter report`: the DORA report of one window and scope, as JSON or a table.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use flowmeter_core::{Config, Scope, Window};
+use flowmeter_engine::{DoraReport, Snapshot, Tier};
+use flowmeter_store::Store;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Json,
+    Table,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// First day of the window (YYYY-MM-DD, inclusive).
+    #[arg(long)]
+    pub from: String,
+    /// Day after the window (YYYY-MM-DD, exclusive).
+    #[arg(long)]
+    pub to: String,
+    /// Only this repository (owner/name).
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Only this service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Only what this team owns.
+    #[arg(long)]
+    pub team: Option<String>,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+}
+
+/// Loads the store and prepares a snapshot, off the async threads (Polars must not run there).
+pub async fn snapshot(store: &Store, config: Config) -> anyhow::Result<Snapshot> {
+    let dataset = store.load().await.context("load the event store")?;
+    let snapshot =
+        tokio::task::spawn_blocking(move || Snapshot::build(&dataset, &config)).await??;
+    Ok(snapshot)
+}
+
+pub async fn run(store: &Store, config: Config, args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let window = Window::parse(&args.from, &args.to)?;
+    let scope = Scope {
+        repo: args.repo.clone(),
+        service: args.service.clone(),
+        team: args.team.clone(),
+    };
+    let snapshot = snapshot(store, config).await?;
+    let report = tokio::task::spawn_blocking(move || snapshot.dora(window, &scope)).await??;
+    match args.format {
+        Format::Json => println!("{}", report.to_json()),
+        Format::Table => print!("{}", table(&report)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tier(t: Option<Tier>) -> &'static str {
+    match t {
+        Some(Tier::Elite) => "elite",
+        Some(Tier::High) => "high",
+        Some(Tier::Medium) => "medium",
+        Some(Tier::Low) => "low",
+        None => "-",
+    }
+}
+
+fn hours(h: Option<f64>) -> String {
+    h.map(|h| format!("{h:.1} h"))
+        .unwrap_or_else(|| "no data".into())
+}
+
+fn percent(r: Option<f64>) -> String {
+    r.map(|r| format!("{:.1}%", r * 100.0))
+        .unwrap_or_else(|| "no data".into())
+}
+
+/// The report for people: one line per metric, its tier beside it.
+pub fn table(r: &DoraReport) -> String {
+    let scope: Vec<String> = [
+        ("repo", &r.scope.repo),
+        ("service", &r.scope.service),
+        ("team", &r.scope.team),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+    .collect();
+    let scope = if scope.is_empty() {
+        "everything".to_string()
+    } else {
+        scope.join(" ")
+    };
+    let df = &r.deployment_frequency;
+    let lt = &r.lead_time;
+    let cfr = &r.change_failure_rate;
+    let rt = &r.recovery_time;
+    let rw = &r.rework_rate;
+    let rows = [
+        (
+            "deployment frequency",
+            format!(
+                "{:.2}/week ({} deployments; deploy days/week median {})",
+                df.per_week,
+                df.deployments,
+                df.deploy_days_per_week_median
+                    .map(|d| format!("{d:.1}"))
+                    .unwrap_or_else(|| "no data".into())
+            ),
+            tier(df.tier),
+        ),
+        (
+            "lead time for changes",
+            format!(
+                "median {}, p90 {} ({} changes)",
+                hours(lt.median_hours),
+                hours(lt.p90_hours),
+                lt.changes
+            ),
+            tier(lt.tier),
+        ),
+        (
+            "change failure rate",
+            format!(
+                "{} ({} of {} deployments)",
+                percent(cfr.rate),
+                cfr.failed,
+                cfr.deployments
+            ),
+            tier(cfr.tier),
+        ),
+        (
+            "recovery time",
+            format!(
+                "median {} ({} resolved, {} open)",
+                hours(rt.median_hours),
+                rt.incidents,
+                rt.open
+            ),
+            tier(rt.tier),
+        ),
+        (
+            "rework rate",
+            format!(
+                "{} ({} of {} deployments)",
+                percent(rw.rate),
+                rw.rework,
+                rw.deployments
+            ),
+            "",
+        ),
+    ];
+    let mut out = format!(
+        "DORA report, definitions v{}: {} to {} ({} days), {scope}\n",
+        r.definitions_version, r.window.from, r.window.to, r.window.days
+    );
+    for (name, value, tier) in rows {
+        out.push_str(&format!("  {name:<22} {value:<62} {tier}\n"));
+    }
+    out
+}

@@ -1,0 +1,8 @@
+//! Integration tests: one binary, every store test on both backends.
+
+mod support;
+
+mod cli;
+mod import;
+mod rules;
+mod store_contract;

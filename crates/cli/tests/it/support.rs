@@ -1,0 +1,267 @@
+//! Test support: a fresh SQLite file or PostgreSQL database per test, and a small builder of
+//! import-format folders.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use flowmeter_core::{Config, Scope, Window};
+use flowmeter_engine::{DoraReport, Snapshot};
+use flowmeter_store::Store;
+use serde_json::{Value, json};
+
+static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
+
+fn pg_admin_url() -> String {
+    std::env::var("FLOWMETER_TEST_PG")
+        .unwrap_or_else(|_| "postgres:///postgres?host=/var/run/postgresql&user=postgres".into())
+}
+
+fn pg_url(db: &str) -> String {
+    let admin = pg_admin_url();
+    admin.replacen("/postgres?", &format!("/{db}?"), 1)
+}
+
+/// A fresh database; PostgreSQL ones are dropped by [`TestDb::finish`].
+pub struct TestDb {
+    pub store: Store,
+    pub name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("flowmeter.db").display());
+        let store = Store::open(&url).await.expect("open sqlite store");
+        TestDb {
+            store,
+            name: "sqlite".into(),
+            _dir: Some(dir),
+        }
+    }
+
+    /// A fresh PostgreSQL database, or `None` when PostgreSQL is unreachable outside CI.
+    /// Under `CI=true` an unreachable PostgreSQL fails the test.
+    pub async fn postgres() -> Option<TestDb> {
+        let admin = match sqlx::PgPool::connect(&pg_admin_url()).await {
+            Ok(pool) => pool,
+            Err(e) => {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("PostgreSQL is unreachable under CI=true: {e}");
+                }
+                eprintln!("skipping the PostgreSQL half of this test: {e}");
+                return None;
+            }
+        };
+        let name = format!(
+            "fm_test_{}_{}",
+            std::process::id(),
+            NEXT_DB.fetch_add(1, Ordering::SeqCst)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name}"
+        )))
+        .execute(&admin)
+        .await
+        .expect("drop old test database");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let store = Store::open(&pg_url(&name))
+            .await
+            .expect("open postgres store");
+        Some(TestDb {
+            store,
+            name,
+            _dir: None,
+        })
+    }
+
+    pub async fn finish(self) {
+        self.store.close().await;
+        if self.name != "sqlite" {
+            let admin = sqlx::PgPool::connect(&pg_admin_url())
+                .await
+                .expect("reconnect");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            )))
+            .execute(&admin)
+            .await
+            .expect("drop test database");
+            admin.close().await;
+        }
+    }
+}
+
+/// Runs `test` on a fresh SQLite store and a fresh PostgreSQL store.
+pub async fn on_both<F, Fut>(test: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let sqlite = TestDb::sqlite().await;
+    test(sqlite.store.clone()).await;
+    sqlite.finish().await;
+    if let Some(pg) = TestDb::postgres().await {
+        test(pg.store.clone()).await;
+        pg.finish().await;
+    }
+}
+
+/// The report of a store, computed off the async threads as the CLI does.
+pub async fn report(
+    store: &Store,
+    config: &Config,
+    from: &str,
+    to: &str,
+    scope: Scope,
+) -> DoraReport {
+    try_report(store, config, from, to, scope)
+        .await
+        .expect("report")
+}
+
+pub async fn try_report(
+    store: &Store,
+    config: &Config,
+    from: &str,
+    to: &str,
+    scope: Scope,
+) -> Result<DoraReport, flowmeter_engine::EngineError> {
+    let dataset = store.load().await.expect("load");
+    let config = config.clone();
+    let window = Window::parse(from, to).expect("window");
+    tokio::task::spawn_blocking(move || {
+        let snapshot = Snapshot::build(&dataset, &config)?;
+        snapshot.dora(window, &scope)
+    })
+    .await
+    .expect("engine task")
+}
+
+pub fn scope_repo(repo: &str) -> Scope {
+    Scope {
+        repo: Some(repo.into()),
+        ..Scope::default()
+    }
+}
+
+pub fn scope_service(service: &str) -> Scope {
+    Scope {
+        service: Some(service.into()),
+        ..Scope::default()
+    }
+}
+
+pub fn scope_team(team: &str) -> Scope {
+    Scope {
+        team: Some(team.into()),
+        ..Scope::default()
+    }
+}
+
+/// A folder of import-format files, built line by line.
+#[derive(Default, Clone)]
+pub struct Org {
+    pub commits: Vec<Value>,
+    pub pull_requests: Vec<Value>,
+    pub deployments: Vec<Value>,
+    pub incidents: Vec<Value>,
+    pub issues: Vec<Value>,
+}
+
+impl Org {
+    /// A commit whose `authored_at` and `committed_at` are `at`.
+    pub fn commit(
+        &mut self,
+        repo: &str,
+        sha: &str,
+        parents: &[&str],
+        at: &str,
+        subject: &str,
+    ) -> &mut Self {
+        self.commits.push(json!({
+            "repo": repo, "sha": sha, "parents": parents, "authored_at": at,
+            "committed_at": at, "author": "dev", "message": subject,
+        }));
+        self
+    }
+
+    /// A successful production deployment finished at `at`.
+    pub fn deploy(&mut self, repo: &str, id: &str, sha: &str, at: &str) -> &mut Self {
+        self.deployment(repo, id, sha, "production", "success", at)
+    }
+
+    pub fn deployment(
+        &mut self,
+        repo: &str,
+        id: &str,
+        sha: &str,
+        env: &str,
+        status: &str,
+        at: &str,
+    ) -> &mut Self {
+        self.deployments.push(json!({
+            "repo": repo, "id": id, "environment": env, "sha": sha, "status": status,
+            "created_at": at, "finished_at": at,
+        }));
+        self
+    }
+
+    pub fn incident(
+        &mut self,
+        repo: &str,
+        id: &str,
+        created: &str,
+        resolved: Option<&str>,
+    ) -> &mut Self {
+        self.incidents.push(json!({
+            "repo": repo, "id": id, "created_at": created, "resolved_at": resolved,
+        }));
+        self
+    }
+
+    pub fn write(&self, dir: &Path) {
+        std::fs::create_dir_all(dir).expect("create dir");
+        let files = [
+            ("commits.jsonl", &self.commits),
+            ("pull_requests.jsonl", &self.pull_requests),
+            ("deployments.jsonl", &self.deployments),
+            ("incidents.jsonl", &self.incidents),
+            ("issues.jsonl", &self.issues),
+        ];
+        for (name, lines) in files {
+            if lines.is_empty() {
+                continue;
+            }
+            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            std::fs::write(dir.join(name), text).expect("write file");
+        }
+    }
+
+    /// Writes the folder and imports it; panics when anything is not imported.
+    pub async fn import(&self, store: &Store) -> flowmeter::import::ImportSummary {
+        let dir = tempfile::tempdir().expect("temp dir");
+        self.write(dir.path());
+        let summary = flowmeter::import::import_dir(store, dir.path(), false)
+            .await
+            .expect("import");
+        assert!(summary.ok(), "import failed: {:?}", summary.files);
+        summary
+    }
+}
+
+/// Asserts two floats are equal to within rounding.
+#[track_caller]
+pub fn close(actual: Option<f64>, expected: f64) {
+    let actual = actual.expect("a value, not null");
+    assert!(
+        (actual - expected).abs() < 1e-9,
+        "expected {expected}, got {actual}"
+    );
+}
