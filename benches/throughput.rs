@@ -5,6 +5,11 @@
 //! pick the generated organisations; PostgreSQL is reached through `FLOWMETER_BENCH_PG`
 //! (default: the local Unix socket).
 
+// The counting allocator below needs `unsafe impl GlobalAlloc`; it only forwards to the system
+// allocator and counts, and it exists only in this benchmark binary.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +23,38 @@ use flowmeter_store::Store;
 use flowmeter_synth::Scale;
 
 static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts live heap bytes and their peak, so memory figures do not depend on how the system
+/// allocator returns pages.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded unchanged to the system allocator.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn mib(bytes: usize) -> String {
+    format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
 
 fn scale(var: &str, default: Scale) -> Scale {
     std::env::var(var)
@@ -93,6 +130,27 @@ async fn fresh_store(postgres: bool, scratch: &Path) -> Store {
     }
 }
 
+/// Drops this process's benchmark databases.
+async fn drop_bench_databases() {
+    let Ok(admin) = sqlx::PgPool::connect(&pg_admin()).await else {
+        return;
+    };
+    let pattern = format!("fm_bench_{}_%", std::process::id());
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE $1")
+            .bind(pattern)
+            .fetch_all(&admin)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&admin)
+        .await;
+    }
+}
+
 fn import(c: &mut Criterion) {
     let data = generated(scale("FLOWMETER_BENCH_IMPORT_SCALE", Scale::M));
     let records = records_in(data.path());
@@ -119,6 +177,68 @@ fn import(c: &mut Criterion) {
         });
     }
     group.finish();
+    runtime.block_on(drop_bench_databases());
+}
+
+/// The two halves of an import: parsing lines, and writing parsed records to each backend.
+fn import_parts(c: &mut Criterion) {
+    let data = generated(scale("FLOWMETER_BENCH_IMPORT_SCALE", Scale::M));
+    let files: Vec<(RecordKind, String)> = RecordKind::ALL
+        .iter()
+        .filter_map(|&k| {
+            Some((
+                k,
+                std::fs::read_to_string(data.path().join(k.file_name())).ok()?,
+            ))
+        })
+        .collect();
+    let records: u64 = files
+        .iter()
+        .map(|(_, text)| text.lines().count() as u64)
+        .sum();
+    let parsed: Vec<(RecordKind, Vec<flowmeter_core::Record>)> = files
+        .iter()
+        .map(|(k, text)| {
+            (
+                *k,
+                text.lines()
+                    .map(|l| parse_line(*k, l).expect("parses"))
+                    .collect(),
+            )
+        })
+        .collect();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let mut group = c.benchmark_group("import_parts");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(records));
+    group.bench_function("parse", |b| {
+        b.iter(|| {
+            for (kind, text) in &files {
+                for line in text.lines() {
+                    black_box(parse_line(*kind, line).expect("parses"));
+                }
+            }
+        })
+    });
+    for (name, postgres) in [("write_sqlite", false), ("write_postgres", true)] {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || runtime.block_on(fresh_store(postgres, scratch.path())),
+                |store| {
+                    runtime.block_on(async {
+                        for (kind, records) in &parsed {
+                            store.write(*kind, records).await.expect("write");
+                        }
+                        store.close().await;
+                    })
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+    runtime.block_on(drop_bench_databases());
 }
 
 fn engine(c: &mut Criterion) {
@@ -126,22 +246,31 @@ fn engine(c: &mut Criterion) {
     let config_text =
         std::fs::read_to_string(data.path().join("flowmeter.toml")).unwrap_or_default();
     let config = Config::from_toml(&config_text, |_| None).expect("generated configuration");
+    let before = LIVE.load(Ordering::Relaxed);
     let started = Instant::now();
     let dataset = load(data.path());
+    let with_dataset = LIVE.load(Ordering::Relaxed);
     eprintln!(
-        "parsed {} commits etc. in {:.1?}",
+        "parsed {} commits etc. in {:.1?}; the dataset holds {}",
         dataset.commits.len(),
-        started.elapsed()
+        started.elapsed(),
+        mib(with_dataset - before)
     );
+    PEAK.store(with_dataset, Ordering::Relaxed);
     let started = Instant::now();
     let snapshot = Snapshot::build(&dataset, &config).expect("snapshot");
-    eprintln!(
-        "prepared the snapshot (attribution) in {:.1?}: {} deployments, {} changes",
-        started.elapsed(),
-        snapshot.prepared.deployments.len(),
-        snapshot.prepared.changes.len()
-    );
+    let elapsed = started.elapsed();
+    let peak = PEAK.load(Ordering::Relaxed);
     drop(dataset);
+    let snapshot_bytes = LIVE.load(Ordering::Relaxed) - before;
+    eprintln!(
+        "prepared the snapshot (attribution) in {elapsed:.1?}: {} deployments, {} changes; \
+         heap peak {} while preparing (dataset included); the snapshot alone holds {}",
+        snapshot.prepared.deployments.len(),
+        snapshot.prepared.changes.len(),
+        mib(peak - before),
+        mib(snapshot_bytes)
+    );
     let first = snapshot
         .prepared
         .deployments
@@ -161,21 +290,18 @@ fn engine(c: &mut Criterion) {
         last.date_naive() + chrono::Duration::days(1),
     )
     .expect("window");
+    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
     let mut group = c.benchmark_group("engine");
     group.sample_size(20);
     group.bench_function("dora_full_range", |b| {
         b.iter(|| black_box(snapshot.dora(window, &Scope::default()).expect("report")))
     });
     group.finish();
-    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-        for line in status
-            .lines()
-            .filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS"))
-        {
-            eprintln!("{line}");
-        }
-    }
+    eprintln!(
+        "heap peak while reporting (snapshot included): {}",
+        mib(PEAK.load(Ordering::Relaxed) - before)
+    );
 }
 
-criterion_group!(benches, import, engine);
+criterion_group!(benches, import, import_parts, engine);
 criterion_main!(benches);

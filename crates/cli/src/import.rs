@@ -5,11 +5,10 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use flowmeter_core::Record;
 use flowmeter_core::import::{RecordKind, parse_line};
-use flowmeter_store::{Store, Unlinked};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use flowmeter_store::{Backend, Store, Unlinked};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ImportArgs {
@@ -53,34 +52,100 @@ fn line_error(path: &Path, line: usize, e: impl std::fmt::Display) -> String {
     format!("{}:{line}: {e}", path.display())
 }
 
-/// A parsed file: its records and the bad lines skipped, or why the whole file is rejected.
-type Parsed = Result<(Vec<Record>, Vec<String>), String>;
+/// How many records go to the store at a time; parsing the next batch overlaps writing this one.
+const BATCH: usize = 10_000;
 
-/// Parses one file. Without `keep_going` the first bad line rejects the file.
-fn read_file(
+/// Why a file was rejected: its first bad line, or a failure to read it.
+type Rejected = String;
+
+/// Parses one file into batches sent to the writer, and returns the bad lines it skipped.
+/// Without `keep_going` the first bad line rejects the file.
+fn parse_file(
     kind: RecordKind,
     path: &Path,
     keep_going: bool,
     progress: &ProgressBar,
-) -> anyhow::Result<Parsed> {
-    let file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    batches: tokio::sync::mpsc::Sender<Vec<Record>>,
+) -> Result<Vec<String>, Rejected> {
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
     let reader = BufReader::with_capacity(1 << 20, file);
-    let mut records = Vec::new();
+    let mut batch = Vec::with_capacity(BATCH);
     let mut skipped = Vec::new();
     for (i, line) in reader.lines().enumerate() {
         let number = i + 1;
-        let line = line.with_context(|| format!("read {}:{number}", path.display()))?;
+        let line = line.map_err(|e| line_error(path, number, format!("cannot read: {e}")))?;
         progress.inc(line.len() as u64 + 1);
         if line.trim().is_empty() {
             continue;
         }
         match parse_line(kind, &line) {
-            Ok(record) => records.push(record),
+            Ok(record) => batch.push(record),
             Err(e) if keep_going => skipped.push(line_error(path, number, e)),
-            Err(e) => return Ok(Err(line_error(path, number, e))),
+            Err(e) => return Err(line_error(path, number, e)),
+        }
+        if batch.len() == BATCH && batches.blocking_send(std::mem::take(&mut batch)).is_err() {
+            // The writer stopped (a store error it reports itself).
+            return Ok(skipped);
         }
     }
-    Ok(Ok((records, skipped)))
+    if !batch.is_empty() {
+        let _ = batches.blocking_send(batch);
+    }
+    Ok(skipped)
+}
+
+/// Imports one file in one transaction: parsing and writing overlap, and nothing is committed
+/// unless every line parsed (or was skipped with `keep_going`) and every batch was written.
+async fn import_file(
+    store: &Store,
+    kind: RecordKind,
+    path: &Path,
+    keep_going: bool,
+    progress: &ProgressBar,
+) -> anyhow::Result<FileOutcome> {
+    let outcome = |records, changed, skipped, error| FileOutcome {
+        kind,
+        path: path.to_path_buf(),
+        records,
+        changed,
+        skipped,
+        error,
+    };
+    let (sender, mut batches) = tokio::sync::mpsc::channel(2);
+    let parser = {
+        let (path, progress) = (path.to_path_buf(), progress.clone());
+        tokio::task::spawn_blocking(move || parse_file(kind, &path, keep_going, &progress, sender))
+    };
+    let mut writer = store.writer(kind).await?;
+    let mut write_error = None;
+    while let Some(batch) = batches.recv().await {
+        if let Err(e) = writer.write(&batch).await {
+            write_error = Some(format!("{}: {e}", path.display()));
+            break;
+        }
+    }
+    drop(batches);
+    let parsed = parser.await?;
+    if let Some(error) = write_error {
+        return Ok(outcome(0, 0, 0, Some(error)));
+    }
+    let skipped = match parsed {
+        Ok(skipped) => skipped,
+        Err(rejected) => return Ok(outcome(0, 0, 0, Some(rejected))),
+    };
+    for warning in skipped.iter().take(20) {
+        tracing::warn!("skipped {warning}");
+    }
+    match writer.commit().await {
+        Ok(summary) => Ok(outcome(
+            summary.received,
+            summary.changed,
+            skipped.len() as u64,
+            None,
+        )),
+        Err(e) => Ok(outcome(0, 0, 0, Some(format!("{}: {e}", path.display())))),
+    }
 }
 
 /// Imports every file of the format found in `dir`.
@@ -101,58 +166,35 @@ pub async fn import_dir(
         let names: Vec<&str> = RecordKind::ALL.iter().map(|k| k.file_name()).collect();
         anyhow::bail!("{} holds none of {}", dir.display(), names.join(", "));
     }
-    let mut files = Vec::new();
-    for (kind, path) in present {
-        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let progress = ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::stderr());
-        progress.set_style(
-            ProgressStyle::with_template("{msg:24} [{bar:30}] {bytes}/{total_bytes} {elapsed}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
+    let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{msg:24} [{bar:30}] {bytes}/{total_bytes} {elapsed}")
+        .expect("valid template")
+        .progress_chars("=> ");
+    let imports = present.iter().map(|(kind, path)| {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let progress = bars.add(ProgressBar::new(size).with_style(style.clone()));
         progress.set_message(kind.file_name());
-        let parsed = {
-            let (path, progress) = (path.clone(), progress.clone());
-            tokio::task::spawn_blocking(move || read_file(kind, &path, keep_going, &progress))
-                .await??
-        };
-        let outcome = match parsed {
-            Err(error) => FileOutcome {
-                kind,
-                path,
-                records: 0,
-                changed: 0,
-                skipped: 0,
-                error: Some(error),
-            },
-            Ok((records, skipped)) => {
-                for warning in skipped.iter().take(20) {
-                    tracing::warn!("skipped {warning}");
-                }
-                progress.set_message(format!("{} (writing)", kind.file_name()));
-                match store.write(kind, &records).await {
-                    Ok(summary) => FileOutcome {
-                        kind,
-                        path,
-                        records: summary.received,
-                        changed: summary.changed,
-                        skipped: skipped.len() as u64,
-                        error: None,
-                    },
-                    Err(e) => FileOutcome {
-                        kind,
-                        error: Some(format!("{}: {e}", path.display())),
-                        path,
-                        records: 0,
-                        changed: 0,
-                        skipped: 0,
-                    },
-                }
+        async move {
+            let outcome = import_file(store, *kind, path, keep_going, &progress).await;
+            progress.finish_and_clear();
+            outcome
+        }
+    });
+    // Files are independent transactions. PostgreSQL takes them concurrently, each on its own
+    // connection; SQLite has one writer at a time, so its files go one after another.
+    let files: Vec<FileOutcome> = match store.backend() {
+        Backend::Postgres => futures_util::future::join_all(imports)
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<_>>()?,
+        Backend::Sqlite => {
+            let mut files = Vec::new();
+            for import in imports {
+                files.push(import.await?);
             }
-        };
-        progress.finish_and_clear();
-        files.push(outcome);
-    }
+            files
+        }
+    };
     let unlinked = store.unlinked().await?;
     Ok(ImportSummary { files, unlinked })
 }

@@ -71,6 +71,72 @@ pub struct WriteSummary {
     pub changed: u64,
 }
 
+enum WriterTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// One open transaction writing records of one kind (see [`Store::writer`]).
+pub struct Writer {
+    kind: RecordKind,
+    tx: WriterTx,
+    summary: WriteSummary,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("kind", &self.kind)
+            .field("summary", &self.summary)
+            .finish()
+    }
+}
+
+impl Writer {
+    /// Upserts a batch. Within a batch the last record of a key wins; a later batch
+    /// overwrites what an earlier one wrote.
+    pub async fn write(&mut self, records: &[Record]) -> Result<()> {
+        let table = rows::table(self.kind);
+        let rows = rows::to_rows(self.kind, records);
+        let changed = match &mut self.tx {
+            WriterTx::Sqlite(tx) => sqlite::upsert(tx, table, &rows).await?,
+            WriterTx::Postgres(tx) => pg::upsert(tx, table, &rows).await?,
+        };
+        self.summary.received += records.len() as u64;
+        self.summary.changed += changed;
+        Ok(())
+    }
+
+    /// Makes everything written visible at once, and bumps the store generation when
+    /// anything changed.
+    pub async fn commit(self) -> Result<WriteSummary> {
+        let bump = "UPDATE store_generation SET value = value + 1 WHERE id = 1";
+        let changed = self.summary.changed > 0;
+        match self.tx {
+            WriterTx::Sqlite(mut tx) => {
+                if changed {
+                    sqlx::query(bump)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_error("bump the store generation"))?;
+                }
+                tx.commit().await
+            }
+            WriterTx::Postgres(mut tx) => {
+                if changed {
+                    sqlx::query(bump)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_error("bump the store generation"))?;
+                }
+                tx.commit().await
+            }
+        }
+        .map_err(query_error("commit records"))?;
+        Ok(self.summary)
+    }
+}
+
 /// How many records of each kind the store holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -203,15 +269,31 @@ impl Store {
     /// Records with the same natural key in one call: the last one wins.
     #[tracing::instrument(skip_all, fields(kind = kind.noun(), records = records.len()))]
     pub async fn write(&self, kind: RecordKind, records: &[Record]) -> Result<WriteSummary> {
-        let table = rows::table(kind);
-        let rows = rows::to_rows(kind, records);
-        let changed = match self {
-            Store::Sqlite(pool) => sqlite::upsert(pool, table, &rows).await?,
-            Store::Postgres(pool) => pg::upsert(pool, table, &rows).await?,
+        let mut writer = self.writer(kind).await?;
+        writer.write(records).await?;
+        writer.commit().await
+    }
+
+    /// Starts one transaction that writes records of one kind, in as many batches as the
+    /// caller likes; nothing is visible until [`Writer::commit`], and dropping the writer
+    /// writes nothing.
+    pub async fn writer(&self, kind: RecordKind) -> Result<Writer> {
+        let tx = match self {
+            Store::Sqlite(pool) => WriterTx::Sqlite(
+                pool.begin()
+                    .await
+                    .map_err(query_error("begin a transaction"))?,
+            ),
+            Store::Postgres(pool) => WriterTx::Postgres(
+                pool.begin()
+                    .await
+                    .map_err(query_error("begin a transaction"))?,
+            ),
         };
-        Ok(WriteSummary {
-            received: records.len() as u64,
-            changed,
+        Ok(Writer {
+            kind,
+            tx,
+            summary: WriteSummary::default(),
         })
     }
 

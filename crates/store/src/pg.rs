@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use futures_util::TryStreamExt;
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 
 use flowmeter_core::Dataset;
 use flowmeter_core::import::RecordKind;
@@ -15,59 +15,97 @@ use crate::{Result, query_error};
 /// How much COPY data to buffer before handing it to the connection.
 const COPY_CHUNK: usize = 1 << 20;
 
-pub(crate) async fn upsert(pool: &PgPool, table: &Table, rows: &[Vec<Val>]) -> Result<u64> {
-    let mut tx = pool
-        .begin()
-        .await
-        .map_err(query_error("begin a transaction"))?;
-    let staging = format!("staging_{}", table.name);
+/// Upserts rows inside the caller's transaction; returns how many rows were inserted or changed.
+///
+/// Rows whose keys are all new (a first import, new history) go straight into the table with
+/// `COPY`. When a key already exists the `COPY` fails on the primary key, is rolled back to a
+/// savepoint, and the rows go through a staging table and `INSERT ... ON CONFLICT` instead.
+pub(crate) async fn upsert(
+    conn: &mut PgConnection,
+    table: &Table,
+    rows: &[Vec<Val>],
+) -> Result<u64> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
     let columns = table.column_list();
+    sqlx::query("SAVEPOINT direct_copy")
+        .execute(&mut *conn)
+        .await
+        .map_err(query_error("set a savepoint"))?;
+    match copy(
+        conn,
+        &format!("COPY {} ({columns}) FROM STDIN", table.name),
+        rows,
+    )
+    .await
+    {
+        Ok(inserted) => {
+            sqlx::query("RELEASE SAVEPOINT direct_copy")
+                .execute(&mut *conn)
+                .await
+                .map_err(query_error("release a savepoint"))?;
+            return Ok(inserted);
+        }
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
+            sqlx::query("ROLLBACK TO SAVEPOINT direct_copy")
+                .execute(&mut *conn)
+                .await
+                .map_err(query_error("roll back to a savepoint"))?;
+        }
+        Err(e) => return Err(query_error("COPY records")(e)),
+    }
+
+    let staging = format!("staging_{}", table.name);
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE TEMP TABLE {staging} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
+        "CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
         table.name
     )))
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .map_err(query_error("create a staging table"))?;
-
-    let mut copy = tx
-        .copy_in_raw(&format!("COPY {staging} ({columns}) FROM STDIN"))
+    sqlx::query(sqlx::AssertSqlSafe(format!("TRUNCATE {staging}")))
+        .execute(&mut *conn)
         .await
-        .map_err(query_error("start COPY"))?;
-    let mut buffer = String::with_capacity(COPY_CHUNK + 4096);
-    for row in rows {
-        copy_row(&mut buffer, row);
-        if buffer.len() >= COPY_CHUNK {
-            copy.send(buffer.as_bytes())
-                .await
-                .map_err(query_error("send COPY data"))?;
-            buffer.clear();
-        }
-    }
-    if !buffer.is_empty() {
-        copy.send(buffer.as_bytes())
-            .await
-            .map_err(query_error("send COPY data"))?;
-    }
-    copy.finish().await.map_err(query_error("finish COPY"))?;
-
+        .map_err(query_error("empty the staging table"))?;
+    copy(
+        conn,
+        &format!("COPY {staging} ({columns}) FROM STDIN"),
+        rows,
+    )
+    .await
+    .map_err(query_error("COPY records"))?;
     let changed = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO {} ({columns}) SELECT {columns} FROM {staging}{}",
         table.name,
         table.upsert_tail("IS DISTINCT FROM")
     )))
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .map_err(query_error("upsert records"))?
     .rows_affected();
-    if changed > 0 {
-        sqlx::query("UPDATE store_generation SET value = value + 1 WHERE id = 1")
-            .execute(&mut *tx)
-            .await
-            .map_err(query_error("bump the store generation"))?;
-    }
-    tx.commit().await.map_err(query_error("commit records"))?;
     Ok(changed)
+}
+
+/// Streams rows to a `COPY ... FROM STDIN` statement in its text format.
+async fn copy(
+    conn: &mut PgConnection,
+    statement: &str,
+    rows: &[Vec<Val>],
+) -> Result<u64, sqlx::Error> {
+    let mut copy = conn.copy_in_raw(statement).await?;
+    let mut buffer = String::with_capacity(COPY_CHUNK + 4096);
+    for row in rows {
+        copy_row(&mut buffer, row);
+        if buffer.len() >= COPY_CHUNK {
+            copy.send(buffer.as_bytes()).await?;
+            buffer.clear();
+        }
+    }
+    if !buffer.is_empty() {
+        copy.send(buffer.as_bytes()).await?;
+    }
+    copy.finish().await
 }
 
 /// Appends one row in COPY's text format.

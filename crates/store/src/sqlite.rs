@@ -1,7 +1,7 @@
 //! The SQLite backend: multi-row upserts inside one transaction.
 
 use futures_util::TryStreamExt;
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use flowmeter_core::Dataset;
 use flowmeter_core::import::RecordKind;
@@ -12,11 +12,12 @@ use crate::{Result, query_error};
 /// SQLite allows 32766 bound values in one statement; stay well below.
 const MAX_BINDS: usize = 16_000;
 
-pub(crate) async fn upsert(pool: &SqlitePool, table: &Table, rows: &[Vec<Val>]) -> Result<u64> {
-    let mut tx = pool
-        .begin()
-        .await
-        .map_err(query_error("begin a transaction"))?;
+/// Upserts rows inside the caller's transaction; returns how many rows were inserted or changed.
+pub(crate) async fn upsert(
+    conn: &mut SqliteConnection,
+    table: &Table,
+    rows: &[Vec<Val>],
+) -> Result<u64> {
     let per_statement = (MAX_BINDS / table.columns.len()).max(1);
     let head = format!("INSERT INTO {} ({}) ", table.name, table.column_list());
     let tail = table.upsert_tail("IS NOT");
@@ -37,18 +38,11 @@ pub(crate) async fn upsert(pool: &SqlitePool, table: &Table, rows: &[Vec<Val>]) 
         builder.push(&tail);
         changed += builder
             .build()
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(query_error("upsert records"))?
             .rows_affected();
     }
-    if changed > 0 {
-        sqlx::query("UPDATE store_generation SET value = value + 1 WHERE id = 1")
-            .execute(&mut *tx)
-            .await
-            .map_err(query_error("bump the store generation"))?;
-    }
-    tx.commit().await.map_err(query_error("commit records"))?;
     Ok(changed)
 }
 

@@ -112,3 +112,54 @@ async fn an_empty_or_missing_folder_is_an_error() {
     assert!(err.to_string().contains("is not a folder"), "{err}");
     db.finish().await;
 }
+
+#[tokio::test]
+async fn a_bad_line_after_many_written_batches_still_writes_nothing() {
+    on_both(|store| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let mut org = Org::default();
+        let mut parent: Vec<String> = Vec::new();
+        for i in 0..25_003 {
+            let sha = format!("{i:x}");
+            let parents: Vec<&str> = parent.iter().map(String::as_str).collect();
+            org.commit("acme/big", &sha, &parents, "2024-03-01T00:00:00Z", "work");
+            parent = vec![sha];
+        }
+        org.commits[25_001]["parents"] = serde_json::json!("not a list");
+        org.write(dir.path());
+        let summary = flowmeter::import::import_dir(&store, dir.path(), false)
+            .await
+            .unwrap();
+        let error = summary.files[0].error.as_deref().unwrap();
+        assert!(
+            error.ends_with(
+                "commits.jsonl:25002: field 'parents': must be an array, found a string"
+            ),
+            "{error}"
+        );
+        assert_eq!(store.counts().await.unwrap().commits, 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn new_and_known_records_together_are_upserted() {
+    on_both(|store| async move {
+        let org = sample();
+        org.import(&store).await;
+        let mut more = sample();
+        more.commit("acme/api", "c3", &["c2"], "2024-03-03T00:00:00Z", "more");
+        more.commits[0]["message"] = "init, reworded".into();
+        let summary = more.import(&store).await;
+        let commits = summary
+            .files
+            .iter()
+            .find(|f| f.kind == RecordKind::Commits)
+            .unwrap();
+        assert_eq!((commits.records, commits.changed), (3, 2));
+        let loaded = store.load().await.unwrap();
+        assert_eq!(loaded.commits.len(), 3);
+        assert_eq!(loaded.commits[0].message.as_deref(), Some("init, reworded"));
+    })
+    .await;
+}
