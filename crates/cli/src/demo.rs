@@ -15,9 +15,15 @@ pub struct DemoArgs {
     /// Folder of the demo: its generated files, configuration and SQLite store.
     #[arg(long, default_value = "flowmeter-demo")]
     pub dir: PathBuf,
-    /// Days in the report's window, ending with the demo data's last day.
+    /// Days in the printed report's window, ending with the demo data's last day.
     #[arg(long, default_value_t = 90)]
     pub days: i64,
+    /// Print the DORA report (whole organisation and per team) and exit instead of serving.
+    #[arg(long)]
+    pub report: bool,
+    /// Address the dashboard listens on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub listen: std::net::SocketAddr,
 }
 
 pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
@@ -41,6 +47,13 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         anyhow::ensure!(summary.ok(), "the demo data did not import");
     }
     let config = config::load(Some(&dir.join("flowmeter.toml")))?;
+    if !args.report {
+        let serve = crate::serve::ServeArgs {
+            listen: args.listen,
+            insecure_no_auth: false,
+        };
+        return crate::serve::run(store, config, &serve).await;
+    }
     let teams: Vec<String> = config.teams.iter().map(|t| t.name.clone()).collect();
     let snapshot = report::snapshot(&store, config).await?;
     let last = snapshot

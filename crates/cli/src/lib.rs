@@ -4,3 +4,4 @@ pub mod config;
 pub mod demo;
 pub mod import;
 pub mod report;
+pub mod serve;

@@ -1,7 +1,7 @@
 //! `flowmeter`: the command line. It parses arguments, loads configuration, sets up logging and
 //! wires the store, the engine and the connectors together; business rules live in the crates.
 
-use flowmeter::{config, demo, import, report};
+use flowmeter::{config, demo, import, report, serve};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,7 +41,9 @@ enum Command {
     Report(report::ReportArgs),
     /// Write a synthetic organisation in the import format.
     Generate(GenerateArgs),
-    /// Load a demo organisation into its own embedded store and print its report.
+    /// Serve the dashboard, the JSON API, the push API and the CSV export.
+    Serve(serve::ServeArgs),
+    /// Load a demo organisation into its own embedded store and serve its dashboard.
     Demo(demo::DemoArgs),
 }
 
@@ -127,6 +129,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out.display()
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve(args) => {
+            let config = config::load(cli.config.as_deref())?;
+            let store = flowmeter_store::Store::open(&cli.db).await?;
+            serve::run(store, config, &args).await
         }
         Command::Demo(args) => demo::run(&args).await,
     }

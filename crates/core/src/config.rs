@@ -17,6 +17,55 @@ pub struct Config {
     pub fix: FixConfig,
     pub services: Vec<ServiceConfig>,
     pub teams: Vec<TeamConfig>,
+    pub server: ServerConfig,
+}
+
+/// `flowmeter serve`: API tokens and how often the in-memory snapshot checks the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Seconds between checks of the store for changes (the snapshot is rebuilt only when the
+    /// store changed).
+    pub refresh_seconds: u32,
+    /// Tokens for `/api` and `/export`; once any is configured, every request there needs one.
+    pub tokens: Vec<TokenConfig>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            refresh_seconds: 5,
+            tokens: Vec::new(),
+        }
+    }
+}
+
+/// What a token may do: `read` the API and exports, or also `write` (push deployments and
+/// incidents).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenScope {
+    Read,
+    Write,
+}
+
+/// An API token. Its secret never appears in `Debug` output, logs or errors.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub name: String,
+    pub token: String,
+    pub scope: TokenScope,
+}
+
+impl std::fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("name", &self.name)
+            .field("token", &"***")
+            .field("scope", &self.scope)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -191,6 +240,24 @@ impl Config {
                 }
             }
         }
+        let mut token_names = std::collections::HashSet::new();
+        for (i, token) in self.server.tokens.iter().enumerate() {
+            if !token_names.insert(token.name.as_str()) {
+                return Err(config_error(
+                    format!("server.tokens[{i}].name"),
+                    format!("'{}' is defined twice", token.name),
+                ));
+            }
+            if token.token.len() < 16 {
+                return Err(config_error(
+                    format!("server.tokens[{i}].token"),
+                    "must be at least 16 characters",
+                ));
+            }
+        }
+        if self.server.refresh_seconds == 0 {
+            return Err(config_error("server.refresh_seconds", "must be at least 1"));
+        }
         let mut team_names = std::collections::HashSet::new();
         for (i, team) in self.teams.iter().enumerate() {
             if team.name.trim().is_empty() {
@@ -270,11 +337,14 @@ fn apply_env(
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<(), ConfigError> {
     let defaults = toml::Table::try_from(Config::default()).expect("defaults serialize");
-    for section in ["metrics", "fix"] {
+    for section in ["metrics", "fix", "server"] {
         let Some(toml::Value::Table(keys)) = defaults.get(section) else {
             continue;
         };
         for (key, default) in keys {
+            if key == "tokens" {
+                continue;
+            }
             let var = format!("FLOWMETER_{}_{}", section, key).to_ascii_uppercase();
             let Some(raw) = env(&var) else { continue };
             let value = match default {
@@ -308,12 +378,25 @@ fn apply_env(
             }
         }
     }
-    for list in ["services", "teams"] {
-        let var = format!("FLOWMETER_{}", list.to_ascii_uppercase());
+    for list in ["services", "teams", "server.tokens"] {
+        let var = format!("FLOWMETER_{}", list.replace('.', "_").to_ascii_uppercase());
         let Some(raw) = env(&var) else { continue };
-        let parsed: toml::Table = toml::from_str(&format!("{list} = {raw}"))
-            .map_err(|e| config_error(list, format!("{var}: {}", e.message())))?;
-        doc.insert(list.to_string(), parsed[list].clone());
+        // The error names the variable, never its value: it may hold secrets.
+        let parsed: toml::Table = toml::from_str(&format!("list = {raw}"))
+            .map_err(|_| config_error(list, format!("{var} is not a TOML array of tables")))?;
+        let (table, key) = match list.split_once('.') {
+            Some((section, key)) => {
+                let entry = doc
+                    .entry(section.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                match entry {
+                    toml::Value::Table(t) => (t, key),
+                    _ => return Err(config_error(section, "must be a table")),
+                }
+            }
+            None => (&mut *doc, list),
+        };
+        table.insert(key.to_string(), parsed["list"].clone());
     }
     Ok(())
 }
@@ -386,6 +469,30 @@ mod tests {
         let bad = |var: &str| (var == "FLOWMETER_METRICS_TIER_YEAR").then(|| "soon".to_string());
         let err = Config::from_toml("", bad).unwrap_err();
         assert_eq!(err.key, "metrics.tier_year");
+    }
+
+    #[test]
+    fn tokens_come_from_the_environment_and_never_show() {
+        let env = |var: &str| {
+            (var == "FLOWMETER_SERVER_TOKENS").then(|| {
+                r#"[{name = "ci", token = "s3cret-s3cret-s3cret", scope = "write"}]"#.to_string()
+            })
+        };
+        let config = Config::from_toml("", env).unwrap();
+        assert_eq!(config.server.tokens[0].scope, TokenScope::Write);
+        assert!(!format!("{config:?}").contains("s3cret"));
+        let short = |var: &str| {
+            (var == "FLOWMETER_SERVER_TOKENS")
+                .then(|| r#"[{name = "ci", token = "short", scope = "read"}]"#.to_string())
+        };
+        let err = Config::from_toml("", short).unwrap_err();
+        assert_eq!(err.key, "server.tokens[0].token");
+        assert!(!err.to_string().contains("short\""));
+        let bad = |var: &str| {
+            (var == "FLOWMETER_SERVER_TOKENS").then(|| "[{token = \"leaky\"".to_string())
+        };
+        let err = Config::from_toml("", bad).unwrap_err();
+        assert!(!err.to_string().contains("leaky"), "{err}");
     }
 
     #[test]

@@ -72,13 +72,18 @@ pub fn parse_line(kind: RecordKind, line: &str) -> Result<Record, LineError> {
         field: None,
         message: format!("not valid JSON: {e}"),
     })?;
+    parse_value(kind, &value)
+}
+
+/// Parses one record given as a JSON value (the push API's body), with the same rules as a line.
+pub fn parse_value(kind: RecordKind, value: &Value) -> Result<Record, LineError> {
     let Value::Object(map) = value else {
         return Err(LineError {
             field: None,
             message: "a line must be a JSON object".into(),
         });
     };
-    let f = Fields { map: &map };
+    let f = Fields { map };
     Ok(match kind {
         RecordKind::Commits => Record::Commit(commit(&f)?),
         RecordKind::PullRequests => Record::PullRequest(pull_request(&f)?),

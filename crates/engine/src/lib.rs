@@ -35,6 +35,63 @@ pub enum EngineError {
     Polars(#[from] PolarsError),
 }
 
+/// A scope checked against the snapshot; a team is the services and repositories it owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedScope {
+    repo: Option<String>,
+    service: Option<String>,
+    team: Option<(Vec<String>, Vec<String>)>,
+}
+
+impl ResolvedScope {
+    /// Whether a row of this service and repository is in scope. A row without a service or
+    /// repository is out of any scope that filters on it.
+    pub fn matches(&self, service: Option<&str>, repo: Option<&str>) -> bool {
+        let is = |want: &Option<String>, have: Option<&str>| {
+            want.as_deref().is_none_or(|w| Some(w) == have)
+        };
+        is(&self.repo, repo)
+            && is(&self.service, service)
+            && self.team.as_ref().is_none_or(|(services, repos)| {
+                service.is_some_and(|s| services.iter().any(|t| t == s))
+                    || repo.is_some_and(|r| repos.iter().any(|t| t == r))
+            })
+    }
+
+    /// The same filter as a Polars expression over `service` and `repo` columns.
+    pub fn expr(&self) -> Expr {
+        use polars::prelude::col;
+        let mut filter = lit(true);
+        if let Some(repo) = &self.repo {
+            filter = filter.and(col(REPO).eq(lit(repo.as_str())));
+        }
+        if let Some(service) = &self.service {
+            filter = filter.and(col(SERVICE).eq(lit(service.as_str())));
+        }
+        if let Some((services, repos)) = &self.team {
+            let mut owned = lit(false);
+            for service in services {
+                owned = owned.or(col(SERVICE).eq(lit(service.as_str())));
+            }
+            for repo in repos {
+                owned = owned.or(col(REPO).eq(lit(repo.as_str())));
+            }
+            filter = filter.and(owned);
+        }
+        filter
+    }
+}
+
+/// The rows behind one report (see [`Snapshot::receipts`]).
+#[derive(Debug, Clone)]
+pub struct Receipts<'a> {
+    pub deployments: Vec<&'a DeploymentRow>,
+    pub changes: Vec<&'a ChangeRow>,
+    pub incidents: Vec<&'a IncidentRow>,
+    pub open_incidents: Vec<&'a IncidentRow>,
+    pub attempts: Vec<&'a flowmeter_core::Deployment>,
+}
+
 /// A prepared dataset, ready to answer reports for any window and scope.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -58,45 +115,119 @@ impl Snapshot {
         })
     }
 
-    /// The row filter of a scope; an unknown repository, service or team is an error.
+    /// Checks a scope against what the snapshot knows; an unknown repository, service or team
+    /// is an error that names the parameter.
+    pub fn resolve(&self, scope: &Scope) -> Result<ResolvedScope, EngineError> {
+        if let Some(repo) = &scope.repo
+            && !self.prepared.repos.contains(repo)
+        {
+            return Err(EngineError::UnknownScope {
+                param: "repo",
+                value: repo.clone(),
+            });
+        }
+        if let Some(service) = &scope.service
+            && !self.prepared.services.contains(service)
+        {
+            return Err(EngineError::UnknownScope {
+                param: "service",
+                value: service.clone(),
+            });
+        }
+        let team = match &scope.team {
+            Some(name) => {
+                let team = self
+                    .config
+                    .team(name)
+                    .ok_or_else(|| EngineError::UnknownScope {
+                        param: "team",
+                        value: name.clone(),
+                    })?;
+                Some((team.services.clone(), team.repos.clone()))
+            }
+            None => None,
+        };
+        Ok(ResolvedScope {
+            repo: scope.repo.clone(),
+            service: scope.service.clone(),
+            team,
+        })
+    }
+
+    /// The row filter of a scope, as a Polars expression.
     pub fn scope_filter(&self, scope: &Scope) -> Result<Expr, EngineError> {
-        let mut filter = lit(true);
-        if let Some(repo) = &scope.repo {
-            if !self.prepared.repos.contains(repo) {
-                return Err(EngineError::UnknownScope {
-                    param: "repo",
-                    value: repo.clone(),
-                });
-            }
-            filter = filter.and(polars::prelude::col(REPO).eq(lit(repo.as_str())));
-        }
-        if let Some(service) = &scope.service {
-            if !self.prepared.services.contains(service) {
-                return Err(EngineError::UnknownScope {
-                    param: "service",
-                    value: service.clone(),
-                });
-            }
-            filter = filter.and(polars::prelude::col(SERVICE).eq(lit(service.as_str())));
-        }
-        if let Some(team) = &scope.team {
-            let team = self
-                .config
-                .team(team)
-                .ok_or_else(|| EngineError::UnknownScope {
-                    param: "team",
-                    value: team.clone(),
-                })?;
-            let mut owned = lit(false);
-            for service in &team.services {
-                owned = owned.or(polars::prelude::col(SERVICE).eq(lit(service.as_str())));
-            }
-            for repo in &team.repos {
-                owned = owned.or(polars::prelude::col(REPO).eq(lit(repo.as_str())));
-            }
-            filter = filter.and(owned);
-        }
-        Ok(filter)
+        Ok(self.resolve(scope)?.expr())
+    }
+
+    /// The rows behind a report's numbers, for drill-down: the counted deployments in the window,
+    /// the changes they delivered, the incidents resolved in it, the scope's open incidents and
+    /// the deployment records in the window that are not deployments (failed attempts, other
+    /// environments).
+    pub fn receipts(&self, window: Window, scope: &Scope) -> Result<Receipts<'_>, EngineError> {
+        let scope = self.resolve(scope)?;
+        let p = &self.prepared;
+        let deployments = p
+            .deployments
+            .iter()
+            .filter(|d| window.contains(d.time) && scope.matches(Some(&d.service), Some(&d.repo)))
+            .collect();
+        let changes = p
+            .changes
+            .iter()
+            .filter(|c| {
+                window.contains(c.deployed_at) && scope.matches(Some(&c.service), Some(&c.repo))
+            })
+            .collect();
+        let in_scope = |i: &&IncidentRow| scope.matches(i.service.as_deref(), i.repo.as_deref());
+        let incidents = p
+            .incidents
+            .iter()
+            .filter(|i| i.resolved_at.is_some_and(|r| window.contains(r)))
+            .filter(in_scope)
+            .collect();
+        let open_incidents = p
+            .incidents
+            .iter()
+            .filter(|i| i.resolved_at.is_none() && i.created_at < window.end())
+            .filter(in_scope)
+            .collect();
+        let attempts = p
+            .attempts
+            .iter()
+            .filter(|d| {
+                let counted = d.status == flowmeter_core::DeploymentStatus::Success
+                    && self.config.is_production(&d.environment);
+                let service =
+                    self.config
+                        .service_of_deployment(&d.repo, &d.id, d.service.as_deref());
+                !counted
+                    && window.contains(d.time())
+                    && scope.matches(Some(&service), Some(&d.repo))
+            })
+            .collect();
+        Ok(Receipts {
+            deployments,
+            changes,
+            incidents,
+            open_incidents,
+            attempts,
+        })
+    }
+
+    /// The configuration the snapshot was prepared under.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Per ISO week and service figures for the weeks the window touches (see
+    /// [`metrics::weekly`]).
+    pub fn weekly(
+        &self,
+        window: Window,
+        scope: &Scope,
+    ) -> Result<Vec<metrics::WeekRow>, EngineError> {
+        let filter = self.scope_filter(scope)?;
+        Ok(metrics::weekly(&self.frames, &window, filter)?)
     }
 
     /// The DORA report (D1-D6) for one window and scope.

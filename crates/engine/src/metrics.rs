@@ -217,3 +217,134 @@ pub fn recovery_time(
         first_u64(&open, "count")?,
     ))
 }
+
+const US_PER_WEEK: i64 = 7 * US_PER_DAY;
+/// 1970-01-01 was a Thursday: shifting by three days makes weeks start on Mondays (ISO 8601).
+const MONDAY_SHIFT: i64 = 3 * US_PER_DAY;
+
+/// One service's figures in one ISO week (Monday to Monday, UTC).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WeekRow {
+    pub week_start: chrono::NaiveDate,
+    pub service: String,
+    pub deployments: u64,
+    pub failed: u64,
+    pub rework: u64,
+    pub changes: u64,
+    pub lead_time_median_hours: Option<f64>,
+    pub incidents_resolved: u64,
+    pub recovery_median_hours: Option<f64>,
+}
+
+fn week_of(column: &str) -> Expr {
+    ((col(column) + lit(MONDAY_SHIFT)) / lit(US_PER_WEEK)).alias("week")
+}
+
+fn week_start(week: i64) -> chrono::NaiveDate {
+    let micros = week * US_PER_WEEK - MONDAY_SHIFT;
+    chrono::DateTime::from_timestamp_micros(micros)
+        .expect("in range")
+        .date_naive()
+}
+
+/// Per ISO week and service: deployments, failed and rework deployments, delivered changes
+/// with their median lead time, and resolved incidents with their median recovery time, for
+/// the weeks the window touches (each figure only from events inside the window).
+pub fn weekly(frames: &Frames, window: &Window, scope: Expr) -> PolarsResult<Vec<WeekRow>> {
+    use std::collections::BTreeMap;
+    let group = |df: &DataFrame, time: &str, aggs: Vec<Expr>| -> PolarsResult<DataFrame> {
+        df.clone()
+            .lazy()
+            .filter(in_window(time, window).and(scope.clone()))
+            .with_column(week_of(time))
+            .group_by([col("week"), col(SERVICE)])
+            .agg(aggs)
+            .collect()
+    };
+    let deployments = group(
+        &frames.deployments,
+        TIME,
+        vec![count(), sum_of(FAILED), sum_of(REWORK)],
+    )?;
+    let changes = group(
+        &frames.changes,
+        DEPLOYED_AT,
+        vec![count(), col(LEAD_HOURS).median().alias("median")],
+    )?;
+    let incidents = group(
+        &frames
+            .incidents
+            .clone()
+            .lazy()
+            .filter(col(SERVICE).is_not_null())
+            .collect()?,
+        RESOLVED_AT,
+        vec![count(), col(RECOVERY_HOURS).median().alias("median")],
+    )?;
+    let mut rows: BTreeMap<(i64, String), WeekRow> = BTreeMap::new();
+    fn entry<'a>(
+        rows: &'a mut BTreeMap<(i64, String), WeekRow>,
+        week: i64,
+        service: &str,
+    ) -> &'a mut WeekRow {
+        rows.entry((week, service.to_string()))
+            .or_insert_with(|| WeekRow {
+                week_start: week_start(week),
+                service: service.to_string(),
+                deployments: 0,
+                failed: 0,
+                rework: 0,
+                changes: 0,
+                lead_time_median_hours: None,
+                incidents_resolved: 0,
+                recovery_median_hours: None,
+            })
+    }
+    let keys = |df: &DataFrame| -> PolarsResult<Vec<(i64, String)>> {
+        let weeks = df
+            .column("week")?
+            .as_materialized_series()
+            .cast(&DataType::Int64)?;
+        let services = df.column(SERVICE)?.as_materialized_series().clone();
+        Ok(weeks
+            .i64()?
+            .iter()
+            .zip(services.str()?.iter())
+            .map(|(w, s)| (w.unwrap_or_default(), s.unwrap_or_default().to_string()))
+            .collect())
+    };
+    let u64s = |df: &DataFrame, name: &str| -> PolarsResult<Vec<u64>> {
+        let s = df
+            .column(name)?
+            .as_materialized_series()
+            .cast(&DataType::UInt64)?;
+        Ok(s.u64()?.iter().map(|v| v.unwrap_or(0)).collect())
+    };
+    let f64s = |df: &DataFrame, name: &str| -> PolarsResult<Vec<Option<f64>>> {
+        let s = df
+            .column(name)?
+            .as_materialized_series()
+            .cast(&DataType::Float64)?;
+        Ok(s.f64()?.iter().collect())
+    };
+    let (n, failed, rework) = (
+        u64s(&deployments, "count")?,
+        u64s(&deployments, FAILED)?,
+        u64s(&deployments, REWORK)?,
+    );
+    for (i, (week, service)) in keys(&deployments)?.into_iter().enumerate() {
+        let row = entry(&mut rows, week, &service);
+        (row.deployments, row.failed, row.rework) = (n[i], failed[i], rework[i]);
+    }
+    let (n, median) = (u64s(&changes, "count")?, f64s(&changes, "median")?);
+    for (i, (week, service)) in keys(&changes)?.into_iter().enumerate() {
+        let row = entry(&mut rows, week, &service);
+        (row.changes, row.lead_time_median_hours) = (n[i], median[i]);
+    }
+    let (n, median) = (u64s(&incidents, "count")?, f64s(&incidents, "median")?);
+    for (i, (week, service)) in keys(&incidents)?.into_iter().enumerate() {
+        let row = entry(&mut rows, week, &service);
+        (row.incidents_resolved, row.recovery_median_hours) = (n[i], median[i]);
+    }
+    Ok(rows.into_values().collect())
+}

@@ -22,7 +22,7 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
 
 #[test]
 fn every_verb_has_help() {
-    for verb in ["migrate", "import", "report", "generate", "demo"] {
+    for verb in ["migrate", "import", "report", "generate", "serve", "demo"] {
         let (ok, stdout, _) = run(flowmeter().args([verb, "--help"]));
         assert!(ok, "{verb} --help failed");
         assert!(stdout.contains("Usage: flowmeter"), "{verb}: {stdout}");
@@ -163,12 +163,12 @@ fn bad_arguments_name_what_is_wrong() {
 fn demo_builds_a_store_and_prints_its_report() {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
-    let (ok, stdout, stderr) = run(flowmeter().arg("demo").arg("--dir").arg(&demo));
+    let (ok, stdout, stderr) = run(flowmeter().args(["demo", "--report", "--dir"]).arg(&demo));
     assert!(ok, "{stderr}");
     assert!(stdout.contains("DORA report, definitions v1"), "{stdout}");
     assert!(stdout.contains("deployment frequency"), "{stdout}");
     // A second run reuses the store.
-    let (ok, again, stderr) = run(flowmeter().arg("demo").arg("--dir").arg(&demo));
+    let (ok, again, stderr) = run(flowmeter().args(["demo", "--report", "--dir"]).arg(&demo));
     assert!(ok, "{stderr}");
     assert!(!stderr.contains("importing"), "{stderr}");
     assert_eq!(stdout, again);

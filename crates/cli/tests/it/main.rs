@@ -6,3 +6,4 @@ mod cli;
 mod import;
 mod rules;
 mod store_contract;
+mod web;

@@ -26,6 +26,7 @@ fn pg_url(db: &str) -> String {
 pub struct TestDb {
     pub store: Store,
     pub name: String,
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -37,6 +38,7 @@ impl TestDb {
         TestDb {
             store,
             name: "sqlite".into(),
+            url,
             _dir: Some(dir),
         }
     }
@@ -70,12 +72,12 @@ impl TestDb {
             .await
             .expect("create test database");
         admin.close().await;
-        let store = Store::open(&pg_url(&name))
-            .await
-            .expect("open postgres store");
+        let url = pg_url(&name);
+        let store = Store::open(&url).await.expect("open postgres store");
         Some(TestDb {
             store,
             name,
+            url,
             _dir: None,
         })
     }

@@ -1,0 +1,565 @@
+//! The HTTP server: handlers through `app().oneshot(...)`, the real binary on port 0 against
+//! PostgreSQL, and a real browser on the dashboard.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use flowmeter_core::Config;
+use flowmeter_store::Store;
+use flowmeter_web::{AppState, ROUTES, app};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::support::*;
+
+fn worked_example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/import/worked-example")
+}
+
+const WINDOW: &str = "from=2024-03-01&to=2024-03-15";
+
+async fn state_with(store: &Store, config: Config) -> AppState {
+    let summary = flowmeter::import::import_dir(store, &worked_example(), false)
+        .await
+        .unwrap();
+    assert!(summary.ok());
+    AppState::new(store.clone(), config).await.unwrap()
+}
+
+async fn send(state: &AppState, request: Request<Body>) -> (StatusCode, String) {
+    let response = app(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn get(state: &AppState, uri: &str) -> (StatusCode, String) {
+    send(state, Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+async fn post(
+    state: &AppState,
+    uri: &str,
+    body: &str,
+    token: Option<&str>,
+) -> (StatusCode, String) {
+    let mut request = Request::post(uri).header(header::CONTENT_TYPE, "application/json");
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    send(state, request.body(Body::from(body.to_string())).unwrap()).await
+}
+
+fn json_of(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+#[tokio::test]
+async fn dora_api_is_the_cli_report_byte_for_byte() {
+    let db = TestDb::sqlite().await;
+    let state = state_with(&db.store, Config::default()).await;
+    let (status, body) = get(&state, &format!("/api/v1/dora?{WINDOW}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let expected = std::fs::read_to_string(worked_example().join("report.json")).unwrap();
+    assert_eq!(body.trim_end(), expected.trim_end());
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn bad_parameters_name_the_parameter() {
+    let db = TestDb::sqlite().await;
+    let state = state_with(&db.store, Config::default()).await;
+    let cases = [
+        ("/api/v1/dora?from=2024-02-30&to=2024-03-15", 400, "from"),
+        ("/api/v1/dora?from=2024-03-15&to=2024-03-01", 400, "from"),
+        ("/api/v1/dora?from=2024-03-01", 400, "to"),
+        ("/api/v1/dora", 400, "from"),
+        (
+            "/api/v1/dora?from=2024-03-01&to=2024-03-15&repo=acme/nope",
+            404,
+            "repo",
+        ),
+        (
+            "/api/v1/dora?from=2024-03-01&to=2024-03-15&team=nope",
+            404,
+            "team",
+        ),
+        (
+            "/api/v1/changes?from=2024-03-01&to=2024-03-15&limit=0",
+            400,
+            "limit",
+        ),
+        (
+            "/api/v1/changes?from=2024-03-01&to=2024-03-15&cursor=zz",
+            400,
+            "cursor",
+        ),
+        ("/?days=abc", 400, "days"),
+        ("/receipts/happiness", 404, "metric"),
+    ];
+    for (uri, status, param) in cases {
+        let (got, body) = get(&state, uri).await;
+        assert_eq!(got.as_u16(), status, "{uri}: {body}");
+        assert_eq!(json_of(&body)["error"]["param"], param, "{uri}: {body}");
+    }
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn lists_page_with_a_stable_cursor() {
+    let db = TestDb::sqlite().await;
+    let state = state_with(&db.store, Config::default()).await;
+    let (status, body) = get(&state, &format!("/api/v1/changes?{WINDOW}&limit=3")).await;
+    assert_eq!(status, StatusCode::OK);
+    let first = json_of(&body);
+    let shas: Vec<&str> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["sha"].as_str().unwrap())
+        .collect();
+    // Ordered by deployment time, then service and sha.
+    assert_eq!(shas, ["b2c3d4e", "c3d4e5f", "e5f6a7b"]);
+    assert_eq!(first["items"][2]["lead_hours"], 47.0);
+    assert_eq!(first["items"][2]["squash_of"], 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, body) = get(
+        &state,
+        &format!("/api/v1/changes?{WINDOW}&limit=3&cursor={cursor}"),
+    )
+    .await;
+    let second = json_of(&body);
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert_eq!(second["items"][0]["sha"], "0b1c2d3");
+    assert_eq!(second["next_cursor"], Value::Null);
+
+    let (_, body) = get(&state, &format!("/api/v1/deployments?{WINDOW}")).await;
+    let deployments = json_of(&body);
+    let ids: Vec<&str> = deployments["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["1002", "1004", "1005"]);
+    assert_eq!(deployments["items"][1]["failed"], true);
+    assert_eq!(deployments["items"][2]["rework"], true);
+    let (_, body) = get(&state, &format!("/api/v1/incidents?{WINDOW}")).await;
+    let incidents = json_of(&body);
+    assert_eq!(incidents["items"][0]["id"], "INC-1");
+    assert_eq!(incidents["items"][0]["deployment_id"], Value::Null);
+    assert_eq!(incidents["items"][1]["deployment_id"], "1004");
+    let (_, body) = get(&state, &format!("/api/v1/pull-requests?{WINDOW}")).await;
+    assert_eq!(json_of(&body)["items"].as_array().unwrap().len(), 2);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn pushed_records_are_validated_then_written_and_shown() {
+    on_both(|store| async move {
+        let state = state_with(&store, Config::default()).await;
+        let bad = json!([
+            {"repo": "acme/api", "id": "2001", "environment": "production", "sha": "0b1c2d3", "status": "success", "created_at": "2024-03-10T10:00:00Z"},
+            {"repo": "acme/api", "id": "2002", "environment": "production", "sha": "0b1c2d3", "status": "shipped", "created_at": "2024-03-10T11:00:00Z"}
+        ]);
+        let (status, body) = post(&state, "/api/v1/deployments", &bad.to_string(), None).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(json_of(&body)["error"]["param"], "[1].status");
+        assert_eq!(store.counts().await.unwrap().deployments, 5, "nothing of the batch is written");
+
+        let good = json!({"repo": "acme/api", "id": "2001", "environment": "production", "sha": "0b1c2d3",
+            "status": "success", "created_at": "2024-03-10T10:00:00Z"});
+        let (status, body) = post(&state, "/api/v1/deployments", &good.to_string(), None).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(json_of(&body), json!({"received": 1, "changed": 1}));
+        let incident = json!({"service": "acme/api", "id": "PD-7", "created_at": "2024-03-10T12:00:00Z"});
+        let (status, _) = post(&state, "/api/v1/incidents", &incident.to_string(), None).await;
+        assert_eq!(status, StatusCode::CREATED);
+        state.refresh().await.unwrap();
+        let (_, body) = get(&state, &format!("/api/v1/dora?{WINDOW}")).await;
+        let report = json_of(&body);
+        assert_eq!(report["deployment_frequency"]["deployments"], 4);
+        // PD-7 (12:00) is attributed to 2001 (10:00), which failed; 1004 failed already.
+        assert_eq!(report["change_failure_rate"]["failed"], 2);
+        assert_eq!(report["recovery_time"]["open"], 1);
+
+        let oversized = format!("[{}]", vec![good.to_string(); 40_000].join(","));
+        let (status, _) = post(&state, "/api/v1/deployments", &oversized, None).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tokens_guard_the_api_but_not_the_pages() {
+    let db = TestDb::sqlite().await;
+    let config = Config::from_toml(
+        r#"
+[[server.tokens]]
+name = "bi"
+token = "read-token-0123456789"
+scope = "read"
+[[server.tokens]]
+name = "ci"
+token = "write-token-0123456789"
+scope = "write"
+"#,
+        |_| None,
+    )
+    .unwrap();
+    let state = state_with(&db.store, config).await;
+    let uri = format!("/api/v1/dora?{WINDOW}");
+    let with = |token: &str| {
+        Request::get(&uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, body) = get(&state, &uri).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(json_of(&body)["error"]["message"], "missing bearer token");
+    let (status, body) = send(&state, with("read-token-0123456780")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(!body.contains("read-token"), "{body}");
+    let (status, _) = send(&state, with("read-token-0123456789")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = get(&state, "/export/dora.csv").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let incident =
+        json!({"repo": "acme/api", "id": "PD-1", "created_at": "2024-03-10T12:00:00Z"}).to_string();
+    let (status, body) = post(
+        &state,
+        "/api/v1/incidents",
+        &incident,
+        Some("read-token-0123456789"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("'bi' may only read"), "{body}");
+    let (status, _) = post(
+        &state,
+        "/api/v1/incidents",
+        &incident,
+        Some("write-token-0123456789"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = get(&state, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = get(&state, "/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn every_route_is_in_the_openapi_document_and_answers() {
+    let db = TestDb::sqlite().await;
+    let state = state_with(&db.store, Config::default()).await;
+    let (status, body) = get(&state, "/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let doc = json_of(&body);
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            documented.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    documented.sort();
+    let mut routes: Vec<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    routes.sort();
+    assert_eq!(documented, routes);
+    for (method, path) in &routes {
+        let uri = format!("{}?{WINDOW}", path.replace("{metric}", "lead-time"));
+        let (status, body) = if method == "GET" {
+            get(&state, &uri).await
+        } else {
+            post(&state, path, "{}", None).await
+        };
+        let expected = if method == "GET" {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        assert_eq!(status, expected, "{method} {uri}: {body}");
+    }
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn pages_show_the_numbers_and_their_receipts() {
+    let db = TestDb::sqlite().await;
+    let state = state_with(&db.store, Config::default()).await;
+    let (status, html) = get(&state, &format!("/?{WINDOW}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("1.50 / week"), "{html}");
+    assert!(html.contains("24.0 h") && html.contains("33.3%"), "{html}");
+    // Attribute values are HTML-escaped: `&` is written `&#38;`.
+    assert!(
+        html.replace("&#38;", "&")
+            .contains(&format!("/receipts/lead-time?{WINDOW}")),
+        "{html}"
+    );
+    assert!(html.contains("<svg class=\"spark\""));
+    let (_, html) = get(&state, &format!("/receipts/lead-time?{WINDOW}")).await;
+    assert!(
+        html.contains("e5f6a7b") && html.contains("squash or rebase of #2"),
+        "{html}"
+    );
+    let (_, html) = get(&state, &format!("/deployments?{WINDOW}")).await;
+    assert!(
+        html.contains("failure") && html.contains("1003"),
+        "the failed attempt is shown apart"
+    );
+    assert!(html.contains("INC-2"), "{html}");
+    let (_, html) = get(&state, &format!("/incidents?{WINDOW}")).await;
+    assert!(html.contains("INC-1") && html.contains("none"));
+    let (status, csv) = get(&state, &format!("/export/dora.csv?{WINDOW}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert_eq!(lines[1], "2024-W09,2024-02-26,acme/api,0,0,,0,0,,1,4.0000");
+    assert_eq!(
+        lines[2],
+        "2024-W10,2024-03-04,acme/api,3,1,0.3333,1,4,24.0000,1,2.5000"
+    );
+    let (_, metrics) = get(&state, "/metrics").await;
+    assert!(metrics.contains("flowmeter_http_requests_total{method=\"GET\",route=\"/export/dora.csv\",status=\"200\"} 1"), "{metrics}");
+    assert!(metrics.contains("flowmeter_snapshot_age_seconds"));
+    db.finish().await;
+}
+
+/// A minimal HTTP/1.1 GET, so the end-to-end test needs no HTTP client library.
+fn http_get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("a response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (status, body.to_string())
+}
+
+/// Starts `flowmeter serve` on port 0 and returns it with its address.
+fn start_server(db: &str, config: Option<&Path>) -> (std::process::Child, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flowmeter"));
+    command
+        .args(["serve", "--db", db, "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    command.env_remove("FLOWMETER_CONFIG");
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    let mut child = command.spawn().expect("start flowmeter serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    (child, address)
+}
+
+fn stop(mut child: std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        child.wait().unwrap().success(),
+        "the server shuts down cleanly on SIGTERM"
+    );
+}
+
+#[tokio::test]
+async fn the_real_server_on_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let summary = flowmeter::import::import_dir(&db.store, &worked_example(), false)
+        .await
+        .unwrap();
+    assert!(summary.ok());
+    let url = db.url.clone();
+    let (child, address) = tokio::task::spawn_blocking(move || start_server(&url, None))
+        .await
+        .unwrap();
+    let (status, body) = tokio::task::spawn_blocking({
+        let address = address.clone();
+        move || http_get(&address, &format!("/api/v1/dora?{WINDOW}"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    let expected = std::fs::read_to_string(worked_example().join("report.json")).unwrap();
+    assert_eq!(body.trim_end(), expected.trim_end());
+    let (status, _) = http_get(&address, "/readyz");
+    assert_eq!(status, 200);
+    stop(child);
+    db.finish().await;
+}
+
+/// Finds headless Chromium; under CI it must be there (`.ci/run` installs it).
+fn chromium() -> Option<PathBuf> {
+    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "Chromium is missing under CI=true (.ci/run installs the chromium package)"
+        );
+        eprintln!("skipping the browser test: no Chromium");
+    }
+    found
+}
+
+fn browse(chromium: &Path, url: &str, screenshot: &Path) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1600",
+    ];
+    let shot = Command::new(chromium)
+        .args(flags)
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", screenshot.display()))
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    assert!(
+        shot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    let dom = Command::new(chromium)
+        .args(flags)
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    String::from_utf8_lossy(&dom.stdout).into_owned()
+}
+
+/// The text of the link `data-value="{metric}"` on the rendered page.
+fn shown(dom: &str, metric: &str) -> String {
+    let marker = format!("data-value=\"{metric}\">");
+    let start = dom
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {metric} on the page"))
+        + marker.len();
+    dom[start..].split('<').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_browser_sees_the_numbers_the_api_gives() {
+    let Some(chromium) = chromium() else { return };
+    let db = TestDb::sqlite().await;
+    let summary = flowmeter::import::import_dir(&db.store, &worked_example(), false)
+        .await
+        .unwrap();
+    assert!(summary.ok());
+    let url = db.url.clone();
+    let (child, address) = tokio::task::spawn_blocking(move || start_server(&url, None))
+        .await
+        .unwrap();
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let base = format!("http://{address}");
+    let (_, api) = http_get(&address, &format!("/api/v1/dora?{WINDOW}"));
+    let api = json_of(&api);
+    let pages = tokio::task::spawn_blocking({
+        let (chromium, artifacts, base) = (chromium.clone(), artifacts.clone(), base.clone());
+        move || {
+            [
+                ("overview", format!("{base}/?{WINDOW}")),
+                ("receipt", format!("{base}/receipts/lead-time?{WINDOW}")),
+                ("deployments", format!("{base}/deployments?{WINDOW}")),
+            ]
+            .map(|(name, url)| browse(&chromium, &url, &artifacts.join(format!("{name}.png"))))
+        }
+    })
+    .await
+    .unwrap();
+    let [overview, receipt, deployments] = &pages;
+    assert_eq!(
+        shown(overview, "deployment-frequency"),
+        format!(
+            "{:.2} / week",
+            api["deployment_frequency"]["per_week"].as_f64().unwrap()
+        )
+    );
+    assert_eq!(
+        shown(overview, "lead-time"),
+        format!(
+            "{:.1} h",
+            api["lead_time"]["median_hours"].as_f64().unwrap()
+        )
+    );
+    assert_eq!(
+        shown(overview, "change-failure-rate"),
+        format!(
+            "{:.1}%",
+            api["change_failure_rate"]["rate"].as_f64().unwrap() * 100.0
+        )
+    );
+    assert_eq!(
+        shown(overview, "recovery-time"),
+        format!(
+            "{:.1} h",
+            api["recovery_time"]["median_hours"].as_f64().unwrap()
+        )
+    );
+    assert_eq!(
+        shown(overview, "rework-rate"),
+        format!(
+            "{:.1}%",
+            api["rework_rate"]["rate"].as_f64().unwrap() * 100.0
+        )
+    );
+    assert!(
+        receipt.contains(&format!("over {} changes", api["lead_time"]["changes"])),
+        "{receipt}"
+    );
+    assert!(deployments.contains("1004"));
+    for name in ["overview", "receipt", "deployments"] {
+        let png = std::fs::read(artifacts.join(format!("{name}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{name}.png is a PNG");
+    }
+    stop(child);
+    db.finish().await;
+}

@@ -1,0 +1,440 @@
+//! The JSON API v1, the push API, the CSV export and the health endpoints.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Datelike as _;
+use flowmeter_core::import::{RecordKind, parse_value};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::params::{Filters, encode_cursor};
+use crate::state::AppState;
+
+/// `GET /api/v1/dora`: the report document, byte for byte what `flowmeter report` prints.
+pub async fn dora(
+    State(state): State<AppState>,
+    Query(filters): Query<Filters>,
+) -> Result<Response, ApiError> {
+    let view = state.view();
+    let window = filters.window(&view, true)?;
+    let scope = filters.scope();
+    let report = tokio::task::spawn_blocking(move || view.snapshot.dora(window, &scope))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        report.to_json(),
+    )
+        .into_response())
+}
+
+/// One page of a list: items after the cursor in a stable order, and the cursor of the next
+/// page (`null` on the last page).
+#[derive(Debug, Serialize)]
+pub struct Page<T: Serialize> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Sorts items by key and cuts the page after `cursor`.
+fn page<T: Serialize>(
+    mut items: Vec<(String, T)>,
+    filters: &Filters,
+) -> Result<Json<Page<T>>, ApiError> {
+    let limit = filters.limit()?;
+    let cursor = filters.cursor()?;
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    let start = match &cursor {
+        Some(after) => items.partition_point(|(key, _)| key <= after),
+        None => 0,
+    };
+    let mut rest: Vec<(String, T)> = items.into_iter().skip(start).take(limit + 1).collect();
+    let next_cursor = if rest.len() > limit {
+        rest.truncate(limit);
+        rest.last().map(|(key, _)| encode_cursor(key))
+    } else {
+        None
+    };
+    Ok(Json(Page {
+        items: rest.into_iter().map(|(_, item)| item).collect(),
+        next_cursor,
+    }))
+}
+
+/// A sort key that orders by time, then by the given names.
+fn key(t: &flowmeter_core::Timestamp, names: &[&str]) -> String {
+    let mut key = format!("{:020}", t.timestamp_micros().max(0));
+    for name in names {
+        key.push('\u{1f}');
+        key.push_str(name);
+    }
+    key
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeploymentItem {
+    pub service: String,
+    pub repo: String,
+    pub id: String,
+    pub sha: String,
+    pub time: flowmeter_core::Timestamp,
+    pub baseline: bool,
+    pub failed: bool,
+    pub rework: bool,
+    pub changes: u32,
+}
+
+/// `GET /api/v1/deployments`: the counted deployments in the window.
+pub async fn deployments(
+    State(state): State<AppState>,
+    Query(filters): Query<Filters>,
+) -> Result<Json<Page<DeploymentItem>>, ApiError> {
+    let view = state.view();
+    let window = filters.window(&view, true)?;
+    let receipts = view.snapshot.receipts(window, &filters.scope())?;
+    let items = receipts
+        .deployments
+        .iter()
+        .map(|d| {
+            (
+                key(&d.time, &[&d.service, &d.id]),
+                DeploymentItem {
+                    service: d.service.clone(),
+                    repo: d.repo.clone(),
+                    id: d.id.clone(),
+                    sha: d.sha.clone(),
+                    time: d.time,
+                    baseline: d.baseline,
+                    failed: d.failed,
+                    rework: d.rework,
+                    changes: d.changes,
+                },
+            )
+        })
+        .collect();
+    page(items, &filters)
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChangeItem {
+    pub service: String,
+    pub repo: String,
+    pub sha: String,
+    pub deployment_id: String,
+    pub deployed_at: flowmeter_core::Timestamp,
+    pub start: flowmeter_core::Timestamp,
+    pub lead_hours: f64,
+    pub squash_of: Option<u64>,
+    pub fix: bool,
+}
+
+/// `GET /api/v1/changes`: the changes delivered by the window's deployments, with lead times.
+pub async fn changes(
+    State(state): State<AppState>,
+    Query(filters): Query<Filters>,
+) -> Result<Json<Page<ChangeItem>>, ApiError> {
+    let view = state.view();
+    let window = filters.window(&view, true)?;
+    let receipts = view.snapshot.receipts(window, &filters.scope())?;
+    let items = receipts
+        .changes
+        .iter()
+        .map(|c| {
+            (
+                key(&c.deployed_at, &[&c.service, &c.sha]),
+                ChangeItem {
+                    service: c.service.clone(),
+                    repo: c.repo.clone(),
+                    sha: c.sha.clone(),
+                    deployment_id: c.deployment_id.clone(),
+                    deployed_at: c.deployed_at,
+                    start: c.start,
+                    lead_hours: c.lead_hours,
+                    squash_of: c.squash_of,
+                    fix: c.fix,
+                },
+            )
+        })
+        .collect();
+    page(items, &filters)
+}
+
+#[derive(Debug, Serialize)]
+pub struct IncidentItem {
+    pub service: Option<String>,
+    pub repo: Option<String>,
+    pub id: String,
+    pub created_at: flowmeter_core::Timestamp,
+    pub resolved_at: Option<flowmeter_core::Timestamp>,
+    pub recovery_hours: Option<f64>,
+    pub deployment_id: Option<String>,
+}
+
+/// `GET /api/v1/incidents`: incidents resolved in the window, then those still open.
+pub async fn incidents(
+    State(state): State<AppState>,
+    Query(filters): Query<Filters>,
+) -> Result<Json<Page<IncidentItem>>, ApiError> {
+    let view = state.view();
+    let window = filters.window(&view, true)?;
+    let receipts = view.snapshot.receipts(window, &filters.scope())?;
+    let items = receipts
+        .incidents
+        .iter()
+        .chain(receipts.open_incidents.iter())
+        .map(|i| {
+            let scope = i
+                .service
+                .as_deref()
+                .or(i.repo.as_deref())
+                .unwrap_or_default();
+            (
+                key(&i.created_at, &[scope, &i.id]),
+                IncidentItem {
+                    service: i.service.clone(),
+                    repo: i.repo.clone(),
+                    id: i.id.clone(),
+                    created_at: i.created_at,
+                    resolved_at: i.resolved_at,
+                    recovery_hours: i.recovery_hours,
+                    deployment_id: i.deployment_id.clone(),
+                },
+            )
+        })
+        .collect();
+    page(items, &filters)
+}
+
+#[derive(Debug, Serialize)]
+pub struct PullRequestItem {
+    pub repo: String,
+    pub number: u64,
+    pub title: Option<String>,
+    pub author: Option<String>,
+    pub state: &'static str,
+    pub draft: bool,
+    pub created_at: flowmeter_core::Timestamp,
+    pub merged_at: Option<flowmeter_core::Timestamp>,
+    pub closed_at: Option<flowmeter_core::Timestamp>,
+    pub reviews: usize,
+}
+
+/// `GET /api/v1/pull-requests`: pull requests created before the window's end and not closed
+/// before its start, for the scope's repositories.
+pub async fn pull_requests(
+    State(state): State<AppState>,
+    Query(filters): Query<Filters>,
+) -> Result<Json<Page<PullRequestItem>>, ApiError> {
+    let view = state.view();
+    let window = filters.window(&view, true)?;
+    let scope = view.snapshot.resolve(&filters.scope())?;
+    let items = view
+        .pull_requests
+        .iter()
+        .filter(|p| {
+            p.created_at < window.end()
+                && p.closed_at
+                    .or(p.merged_at)
+                    .is_none_or(|c| c >= window.start())
+        })
+        .filter(|p| {
+            // A pull request belongs to every service of its repository.
+            let services = view.snapshot.config().services_of_repo(&p.repo);
+            services
+                .iter()
+                .any(|s| scope.matches(Some(s), Some(&p.repo)))
+        })
+        .map(|p| {
+            let state = match (p.merged_at, p.closed_at) {
+                (Some(_), _) => "merged",
+                (None, Some(_)) => "closed",
+                (None, None) => "open",
+            };
+            (
+                key(&p.created_at, &[&p.repo, &format!("{:010}", p.number)]),
+                PullRequestItem {
+                    repo: p.repo.clone(),
+                    number: p.number,
+                    title: p.title.clone(),
+                    author: p.author.clone(),
+                    state,
+                    draft: p.draft,
+                    created_at: p.created_at,
+                    merged_at: p.merged_at,
+                    closed_at: p.closed_at,
+                    reviews: p.reviews.len(),
+                },
+            )
+        })
+        .collect();
+    page(items, &filters)
+}
+
+/// Parses a push body (one record or an array) with the import format's rules; the first bad
+/// record is a 422 naming its index and field, and nothing is written.
+fn parse_push(kind: RecordKind, body: &Bytes) -> Result<Vec<flowmeter_core::Record>, ApiError> {
+    let unprocessable = |message: String, field: Option<String>| ApiError {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        param: field,
+        message,
+    };
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| unprocessable(format!("body is not valid JSON: {e}"), None))?;
+    let items = match value {
+        Value::Array(items) => items,
+        one => vec![one],
+    };
+    if items.is_empty() {
+        return Err(unprocessable("body holds no records".into(), None));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            parse_value(kind, item).map_err(|e| {
+                let field = e.field.clone().map(|f| format!("[{i}].{f}"));
+                unprocessable(format!("record {i}: {e}"), field)
+            })
+        })
+        .collect()
+}
+
+async fn push(state: AppState, kind: RecordKind, body: Bytes) -> Result<Response, ApiError> {
+    let records = parse_push(kind, &body)?;
+    let summary = state
+        .store()
+        .write(kind, &records)
+        .await
+        .map_err(ApiError::internal)?;
+    // The view catches up in the background; the answer does not wait for it.
+    let refresher = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = refresher.refresh().await {
+            tracing::error!(error = %e, "refreshing after a push failed");
+        }
+    });
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"received": summary.received, "changed": summary.changed})),
+    )
+        .into_response())
+}
+
+/// `POST /api/v1/deployments`: deployment records in the import format.
+pub async fn push_deployments(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    push(state, RecordKind::Deployments, body).await
+}
+
+/// `POST /api/v1/incidents`: incident records in the import format.
+pub async fn push_incidents(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    push(state, RecordKind::Incidents, body).await
+}
+
+/// A CSV cell; text that a spreadsheet would run as a formula is prefixed with `'`.
+fn cell(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+fn number(value: Option<f64>) -> String {
+    value.map(|v| format!("{v:.4}")).unwrap_or_default()
+}
+
+/// `GET /export/dora.csv`: one row per ISO week and service with the week's figures.
+pub async fn export_csv(
+    State(state): State<AppState>,
+    Query(filters): Query<Filters>,
+) -> Result<Response, ApiError> {
+    let view = state.view();
+    let window = filters.window(&view, false)?;
+    let scope = filters.scope();
+    let rows = tokio::task::spawn_blocking(move || view.snapshot.weekly(window, &scope))
+        .await
+        .map_err(ApiError::internal)??;
+    let mut out = String::from(
+        "iso_week,week_start,service,deployments,failed_deployments,change_failure_rate,rework_deployments,changes,lead_time_median_hours,incidents_resolved,recovery_median_hours\r\n",
+    );
+    for r in rows {
+        let iso = r.week_start.iso_week();
+        let rate = (r.deployments > 0).then(|| r.failed as f64 / r.deployments as f64);
+        let fields = [
+            format!("{}-W{:02}", iso.year(), iso.week()),
+            r.week_start.to_string(),
+            cell(&r.service),
+            r.deployments.to_string(),
+            r.failed.to_string(),
+            number(rate),
+            r.rework.to_string(),
+            r.changes.to_string(),
+            number(r.lead_time_median_hours),
+            r.incidents_resolved.to_string(),
+            number(r.recovery_median_hours),
+        ];
+        out.push_str(&fields.join(","));
+        out.push_str("\r\n");
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"dora.csv\"",
+            ),
+        ],
+        out,
+    )
+        .into_response())
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready when the store answers.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store().ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "store unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unreachable").into_response()
+        }
+    }
+}
+
+/// `GET /api/v1/openapi.json`.
+pub async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn csv_cells_cannot_be_formulas() {
+        assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(cell("+1"), "'+1");
+        assert_eq!(cell("-1"), "'-1");
+        assert_eq!(cell("@sum"), "'@sum");
+        assert_eq!(cell("acme/api"), "acme/api");
+        assert_eq!(cell("a,b"), "\"a,b\"");
+    }
+}

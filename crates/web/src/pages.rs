@@ -1,0 +1,750 @@
+//! The dashboard: server-rendered HTML (askama templates in `templates/`) that works without
+//! JavaScript. Filters live in the URL with the API's parameter names, and every number links to
+//! its receipt: the rows that produced it and the rule that was applied.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use flowmeter_core::Window;
+use flowmeter_engine::{DoraReport, Tier};
+
+use crate::error::ApiError;
+use crate::params::{Filters, encode};
+use crate::state::{AppState, View};
+use crate::svg;
+
+const STYLE: &str = include_str!("../../../static/style.css");
+
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLE,
+    )
+        .into_response()
+}
+
+/// An option of a filter's select.
+pub struct Choice {
+    pub value: String,
+    pub selected: bool,
+}
+
+/// What every page shows around its content: navigation and the filter form.
+pub struct Frame {
+    pub active: &'static str,
+    pub query: String,
+    pub from: String,
+    pub to: String,
+    pub days: String,
+    pub repos: Vec<Choice>,
+    pub services: Vec<Choice>,
+    pub teams: Vec<Choice>,
+    pub scope_label: String,
+}
+
+impl Frame {
+    fn new(active: &'static str, view: &View, filters: &Filters, window: &Window) -> Frame {
+        let scope = filters.scope();
+        let choices = |values: Vec<String>, selected: &Option<String>| {
+            values
+                .into_iter()
+                .map(|value| Choice {
+                    selected: selected.as_deref() == Some(value.as_str()),
+                    value,
+                })
+                .collect()
+        };
+        let p = &view.snapshot.prepared;
+        let teams = view
+            .snapshot
+            .config()
+            .teams
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        let mut label: Vec<String> = Vec::new();
+        for (name, value) in [
+            ("team", &scope.team),
+            ("service", &scope.service),
+            ("repository", &scope.repo),
+        ] {
+            if let Some(value) = value {
+                label.push(format!("{name} {value}"));
+            }
+        }
+        Frame {
+            active,
+            query: filters.query_for(window),
+            from: window.from.to_string(),
+            to: window.to.to_string(),
+            days: window.days().to_string(),
+            repos: choices(p.repos.iter().cloned().collect(), &scope.repo),
+            services: choices(p.services.iter().cloned().collect(), &scope.service),
+            teams: choices(teams, &scope.team),
+            scope_label: if label.is_empty() {
+                "the whole organisation".into()
+            } else {
+                label.join(", ")
+            },
+        }
+    }
+}
+
+fn render(template: &impl Template) -> Result<Response, ApiError> {
+    Ok(Html(template.render().map_err(ApiError::internal)?).into_response())
+}
+
+fn tier_name(tier: Option<Tier>) -> &'static str {
+    match tier {
+        Some(Tier::Elite) => "elite",
+        Some(Tier::High) => "high",
+        Some(Tier::Medium) => "medium",
+        Some(Tier::Low) => "low",
+        None => "no tier",
+    }
+}
+
+fn hours(h: Option<f64>) -> String {
+    match h {
+        None => "no data".into(),
+        Some(h) if h < 48.0 => format!("{h:.1} h"),
+        Some(h) => format!("{:.1} days", h / 24.0),
+    }
+}
+
+fn percent(r: Option<f64>) -> String {
+    r.map(|r| format!("{:.1}%", r * 100.0))
+        .unwrap_or_else(|| "no data".into())
+}
+
+fn time(t: &flowmeter_core::Timestamp) -> String {
+    t.format("%Y-%m-%d %H:%M").to_string()
+}
+
+fn short(sha: &str) -> String {
+    sha.chars().take(9).collect()
+}
+
+/// One of the five numbers on the overview.
+pub struct Card {
+    pub slug: &'static str,
+    pub title: &'static str,
+    pub value: String,
+    pub detail: String,
+    pub tier: &'static str,
+    pub trend: String,
+    pub sparkline: String,
+}
+
+/// How a number moved against the previous window, in words.
+fn trend(now: Option<f64>, before: Option<f64>, lower_is_better: bool, days: i64) -> String {
+    match (now, before) {
+        (Some(now), Some(before)) if before != 0.0 => {
+            let change = (now - before) / before * 100.0;
+            if change.abs() < 0.5 {
+                return format!("unchanged against the previous {days} days");
+            }
+            let better = (change < 0.0) == lower_is_better;
+            format!(
+                "{} {:.0}% against the previous {days} days ({})",
+                if change > 0.0 { "up" } else { "down" },
+                change.abs(),
+                if better { "better" } else { "worse" }
+            )
+        }
+        (Some(_), Some(_)) => format!("previous {days} days: 0"),
+        _ => format!("no data to compare in the previous {days} days"),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage {
+    frame: Frame,
+    cards: Vec<Card>,
+    weeks: usize,
+}
+
+fn cards(now: &DoraReport, before: &DoraReport, weekly: &[DoraReport], days: i64) -> Vec<Card> {
+    let series = |f: &dyn Fn(&DoraReport) -> Option<f64>| weekly.iter().map(f).collect::<Vec<_>>();
+    let (df, lt, cfr, rt, rw) = (
+        &now.deployment_frequency,
+        &now.lead_time,
+        &now.change_failure_rate,
+        &now.recovery_time,
+        &now.rework_rate,
+    );
+    vec![
+        Card {
+            slug: "deployment-frequency",
+            title: "Deployment frequency",
+            value: format!("{:.2} / week", df.per_week),
+            detail: format!(
+                "{} deployments; deploy days per week (median) {}",
+                df.deployments,
+                df.deploy_days_per_week_median
+                    .map(|d| format!("{d:.1}"))
+                    .unwrap_or_else(|| "no data".into())
+            ),
+            tier: tier_name(df.tier),
+            trend: trend(
+                Some(df.per_week),
+                Some(before.deployment_frequency.per_week),
+                false,
+                days,
+            ),
+            sparkline: svg::sparkline(
+                &series(&|r| Some(r.deployment_frequency.deployments as f64)),
+                "deployments per week",
+            ),
+        },
+        Card {
+            slug: "lead-time",
+            title: "Lead time for changes",
+            value: hours(lt.median_hours),
+            detail: format!(
+                "median over {} changes; p90 {}",
+                lt.changes,
+                hours(lt.p90_hours)
+            ),
+            tier: tier_name(lt.tier),
+            trend: trend(lt.median_hours, before.lead_time.median_hours, true, days),
+            sparkline: svg::sparkline(
+                &series(&|r| r.lead_time.median_hours),
+                "median lead time per week, hours",
+            ),
+        },
+        Card {
+            slug: "change-failure-rate",
+            title: "Change failure rate",
+            value: percent(cfr.rate),
+            detail: format!("{} of {} deployments failed", cfr.failed, cfr.deployments),
+            tier: tier_name(cfr.tier),
+            trend: trend(cfr.rate, before.change_failure_rate.rate, true, days),
+            sparkline: svg::sparkline(
+                &series(&|r| r.change_failure_rate.rate),
+                "change failure rate per week",
+            ),
+        },
+        Card {
+            slug: "recovery-time",
+            title: "Recovery time",
+            value: hours(rt.median_hours),
+            detail: format!(
+                "median over {} resolved incidents; {} open",
+                rt.incidents, rt.open
+            ),
+            tier: tier_name(rt.tier),
+            trend: trend(
+                rt.median_hours,
+                before.recovery_time.median_hours,
+                true,
+                days,
+            ),
+            sparkline: svg::sparkline(
+                &series(&|r| r.recovery_time.median_hours),
+                "median recovery time per week, hours",
+            ),
+        },
+        Card {
+            slug: "rework-rate",
+            title: "Rework rate",
+            value: percent(rw.rate),
+            detail: format!(
+                "{} of {} deployments were rework",
+                rw.rework, rw.deployments
+            ),
+            tier: "no tier table",
+            trend: trend(rw.rate, before.rework_rate.rate, true, days),
+            sparkline: svg::sparkline(&series(&|r| r.rework_rate.rate), "rework rate per week"),
+        },
+    ]
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}
+
+pub async fn overview(
+    State(state): State<AppState>,
+    Query(filters): Query<Filters>,
+) -> Result<Response, ApiError> {
+    let view = state.view();
+    let window = filters.window(&view, false)?;
+    let key = format!("/?{}", filters.query_for(&window));
+    if let Some(html) = view.cached(&key) {
+        return Ok(Html(html).into_response());
+    }
+    blocking(move || {
+        let scope = filters.scope();
+        let s = &view.snapshot;
+        let now = s.dora(window, &scope)?;
+        let before = s.dora(window.previous(), &scope)?;
+        let weeks: Vec<Window> = (0..window.days() / 7)
+            .map(|w| {
+                let from = window.from + chrono::Duration::days(w * 7);
+                Window {
+                    from,
+                    to: from + chrono::Duration::days(7),
+                }
+            })
+            .collect();
+        let weekly = weeks
+            .iter()
+            .map(|w| s.dora(*w, &scope))
+            .collect::<Result<Vec<_>, _>>()?;
+        let page = OverviewPage {
+            frame: Frame::new("overview", &view, &filters, &window),
+            cards: cards(&now, &before, &weekly, window.days()),
+            weeks: weeks.len(),
+        };
+        let html = page.render().map_err(ApiError::internal)?;
+        view.remember(key, html.clone());
+        Ok(Html(html).into_response())
+    })
+    .await
+}
+
+pub struct DeploymentLine {
+    pub time: String,
+    pub service: String,
+    pub repo: String,
+    pub id: String,
+    pub sha: String,
+    pub changes: u32,
+    pub baseline: bool,
+    pub failed: bool,
+    pub rework: bool,
+    pub incidents: String,
+}
+
+pub struct AttemptLine {
+    pub time: String,
+    pub repo: String,
+    pub id: String,
+    pub environment: String,
+    pub status: &'static str,
+    pub sha: String,
+}
+
+#[derive(Template)]
+#[template(path = "deployments.html")]
+struct DeploymentsPage {
+    frame: Frame,
+    deployments: Vec<DeploymentLine>,
+    attempts: Vec<AttemptLine>,
+}
+
+fn incidents_by_deployment(view: &View) -> HashMap<(String, String), Vec<String>> {
+    let mut map: HashMap<(String, String), Vec<String>> = HashMap::new();
+    for i in &view.snapshot.prepared.incidents {
+        if let (Some(service), Some(id)) = (&i.service, &i.deployment_id) {
+            map.entry((service.clone(), id.clone()))
+                .or_default()
+                .push(i.id.clone());
+        }
+    }
+    map
+}
+
+fn deployment_lines(view: &View, rows: &[&flowmeter_engine::DeploymentRow]) -> Vec<DeploymentLine> {
+    let incidents = incidents_by_deployment(view);
+    let mut lines: Vec<DeploymentLine> = rows
+        .iter()
+        .map(|d| DeploymentLine {
+            time: time(&d.time),
+            service: d.service.clone(),
+            repo: d.repo.clone(),
+            id: d.id.clone(),
+            sha: short(&d.sha),
+            changes: d.changes,
+            baseline: d.baseline,
+            failed: d.failed,
+            rework: d.rework,
+            incidents: incidents
+                .get(&(d.service.clone(), d.id.clone()))
+                .map(|v| v.join(", "))
+                .unwrap_or_default(),
+        })
+        .collect();
+    lines.reverse();
+    lines
+}
+
+pub async fn deployments(
+    State(state): State<AppState>,
+    Query(filters): Query<Filters>,
+) -> Result<Response, ApiError> {
+    let view = state.view();
+    let window = filters.window(&view, false)?;
+    let receipts = view.snapshot.receipts(window, &filters.scope())?;
+    let mut attempts: Vec<AttemptLine> = receipts
+        .attempts
+        .iter()
+        .map(|d| AttemptLine {
+            time: time(&d.time()),
+            repo: d.repo.clone(),
+            id: d.id.clone(),
+            environment: d.environment.clone(),
+            status: d.status.as_str(),
+            sha: short(&d.sha),
+        })
+        .collect();
+    attempts.sort_by(|a, b| b.time.cmp(&a.time));
+    render(&DeploymentsPage {
+        frame: Frame::new("deployments", &view, &filters, &window),
+        deployments: deployment_lines(&view, &receipts.deployments),
+        attempts,
+    })
+}
+
+pub struct ChangeLine {
+    pub service: String,
+    pub sha: String,
+    pub deployment: String,
+    pub deployed: String,
+    pub start: String,
+    pub lead: String,
+    pub note: String,
+}
+
+fn change_lines(rows: &[&flowmeter_engine::ChangeRow]) -> Vec<ChangeLine> {
+    rows.iter()
+        .map(|c| ChangeLine {
+            service: c.service.clone(),
+            sha: short(&c.sha),
+            deployment: c.deployment_id.clone(),
+            deployed: time(&c.deployed_at),
+            start: time(&c.start),
+            lead: hours(Some(c.lead_hours)),
+            note: match (c.squash_of, c.fix) {
+                (Some(pr), true) => {
+                    format!("squash or rebase of #{pr}, starts at its first commit; a fix")
+                }
+                (Some(pr), false) => {
+                    format!("squash or rebase of #{pr}, starts at its first commit")
+                }
+                (None, true) => "a fix".into(),
+                (None, false) => String::new(),
+            },
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "lead_time.html")]
+struct LeadTimePage {
+    frame: Frame,
+    median: String,
+    p90: String,
+    change_count: u64,
+    histogram: String,
+    slowest: Vec<ChangeLine>,
+}
+
+pub async fn lead_time(
+    State(state): State<AppState>,
+    Query(filters): Query<Filters>,
+) -> Result<Response, ApiError> {
+    let view = state.view();
+    let window = filters.window(&view, false)?;
+    blocking(move || {
+        let scope = filters.scope();
+        let report = view.snapshot.dora(window, &scope)?;
+        let receipts = view.snapshot.receipts(window, &scope)?;
+        let limits = [
+            (1.0, "under 1 hour"),
+            (24.0, "1 to 24 hours"),
+            (168.0, "1 to 7 days"),
+            (720.0, "7 to 30 days"),
+            (f64::INFINITY, "30 days or more"),
+        ];
+        let mut counts = vec![0u64; limits.len()];
+        for c in &receipts.changes {
+            let i = limits
+                .iter()
+                .position(|(limit, _)| c.lead_hours < *limit)
+                .unwrap_or(limits.len() - 1);
+            counts[i] += 1;
+        }
+        let buckets: Vec<(String, u64)> = limits
+            .iter()
+            .zip(counts)
+            .map(|((_, label), n)| (label.to_string(), n))
+            .collect();
+        let mut slowest = receipts.changes.clone();
+        slowest.sort_by(|a, b| b.lead_hours.total_cmp(&a.lead_hours));
+        slowest.truncate(20);
+        render(&LeadTimePage {
+            frame: Frame::new("lead-time", &view, &filters, &window),
+            median: hours(report.lead_time.median_hours),
+            p90: hours(report.lead_time.p90_hours),
+            change_count: report.lead_time.changes,
+            histogram: svg::bars(&buckets, "changes by lead time"),
+            slowest: change_lines(&slowest),
+        })
+    })
+    .await
+}
+
+pub struct IncidentLine {
+    pub id: String,
+    pub service: String,
+    pub created: String,
+    pub resolved: String,
+    pub recovery: String,
+    pub deployment: String,
+}
+
+fn incident_lines(rows: &[&flowmeter_engine::IncidentRow]) -> Vec<IncidentLine> {
+    rows.iter()
+        .map(|i| IncidentLine {
+            id: i.id.clone(),
+            service: i
+                .service
+                .clone()
+                .or_else(|| i.repo.clone())
+                .unwrap_or_default(),
+            created: time(&i.created_at),
+            resolved: i
+                .resolved_at
+                .as_ref()
+                .map(time)
+                .unwrap_or_else(|| "open".into()),
+            recovery: i
+                .recovery_hours
+                .map(|h| hours(Some(h)))
+                .unwrap_or_else(|| "open".into()),
+            deployment: i.deployment_id.clone().unwrap_or_else(|| "none".into()),
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "incidents.html")]
+struct IncidentsPage {
+    frame: Frame,
+    resolved: Vec<IncidentLine>,
+    open: Vec<IncidentLine>,
+}
+
+pub async fn incidents(
+    State(state): State<AppState>,
+    Query(filters): Query<Filters>,
+) -> Result<Response, ApiError> {
+    let view = state.view();
+    let window = filters.window(&view, false)?;
+    let receipts = view.snapshot.receipts(window, &filters.scope())?;
+    render(&IncidentsPage {
+        frame: Frame::new("incidents", &view, &filters, &window),
+        resolved: incident_lines(&receipts.incidents),
+        open: incident_lines(&receipts.open_incidents),
+    })
+}
+
+pub struct PullLine {
+    pub repo: String,
+    pub number: u64,
+    pub title: String,
+    pub author: String,
+    pub waiting: String,
+}
+
+#[derive(Template)]
+#[template(path = "pull_requests.html")]
+struct PullRequestsPage {
+    frame: Frame,
+    waiting: Vec<PullLine>,
+}
+
+/// Open, ready pull requests that no one but their author (or a bot) has reviewed yet, oldest
+/// first, as of the window's end.
+pub async fn pull_requests(
+    State(state): State<AppState>,
+    Query(filters): Query<Filters>,
+) -> Result<Response, ApiError> {
+    let view = state.view();
+    let window = filters.window(&view, false)?;
+    let scope = view.snapshot.resolve(&filters.scope())?;
+    let config = view.snapshot.config();
+    let at = window.end();
+    let mut waiting: Vec<(flowmeter_core::Timestamp, PullLine)> = view
+        .pull_requests
+        .iter()
+        .filter(|p| {
+            p.created_at < at
+                && p.merged_at.is_none_or(|t| t >= at)
+                && p.closed_at.is_none_or(|t| t >= at)
+        })
+        .filter(|p| !p.draft || p.ready_at.is_some_and(|t| t < at))
+        .filter(|p| {
+            config
+                .services_of_repo(&p.repo)
+                .iter()
+                .any(|s| scope.matches(Some(s), Some(&p.repo)))
+        })
+        .filter(|p| {
+            !p.reviews.iter().any(|r| {
+                r.submitted_at < at
+                    && Some(&r.reviewer) != p.author.as_ref()
+                    && !config.is_bot(&r.reviewer)
+            })
+        })
+        .map(|p| {
+            let ready = p.ready_at.unwrap_or(p.created_at);
+            let age = (at - ready).num_minutes() as f64 / 60.0;
+            (
+                ready,
+                PullLine {
+                    repo: p.repo.clone(),
+                    number: p.number,
+                    title: p.title.clone().unwrap_or_default(),
+                    author: p.author.clone().unwrap_or_default(),
+                    waiting: hours(Some(age)),
+                },
+            )
+        })
+        .collect();
+    waiting.sort_by_key(|(ready, _)| *ready);
+    render(&PullRequestsPage {
+        frame: Frame::new("pull-requests", &view, &filters, &window),
+        waiting: waiting.into_iter().map(|(_, line)| line).collect(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "receipts.html")]
+struct ReceiptsPage {
+    frame: Frame,
+    title: &'static str,
+    number: String,
+    rule: &'static str,
+    deployments: Vec<DeploymentLine>,
+    changes: Vec<ChangeLine>,
+    incidents: Vec<IncidentLine>,
+    api: String,
+}
+
+/// The rows behind one number, with the rule of docs/metrics.md that was applied.
+pub async fn receipts(
+    State(state): State<AppState>,
+    Path(metric): Path<String>,
+    Query(filters): Query<Filters>,
+) -> Result<Response, ApiError> {
+    let view = state.view();
+    let window = filters.window(&view, false)?;
+    blocking(move || receipt_page(&view, &metric, &filters, window)).await
+}
+
+fn receipt_page(
+    view: &View,
+    metric: &str,
+    filters: &Filters,
+    window: Window,
+) -> Result<Response, ApiError> {
+    let scope = filters.scope();
+    let report = view.snapshot.dora(window, &scope)?;
+    let r = view.snapshot.receipts(window, &scope)?;
+    let query = filters.query_for(&window);
+    let (title, number, rule, deployments, changes, incidents, api) = match metric {
+        "deployment-frequency" => (
+            "Deployment frequency",
+            format!(
+                "{} deployments, {:.2} per week",
+                report.deployment_frequency.deployments, report.deployment_frequency.per_week
+            ),
+            "D1: the successful production deployments (D0) in the window; per week = deployments x 7 / days.",
+            deployment_lines(view, &r.deployments),
+            Vec::new(),
+            Vec::new(),
+            format!("/api/v1/deployments?{query}"),
+        ),
+        "lead-time" => (
+            "Lead time for changes",
+            format!(
+                "median {} over {} changes",
+                hours(report.lead_time.median_hours),
+                report.lead_time.changes
+            ),
+            "D2: each change (a commit with at most one parent) delivered by a deployment in the window, from its authored time (squash and rebase merges: the pull request's first commit) to the deployment.",
+            Vec::new(),
+            change_lines(&r.changes),
+            Vec::new(),
+            format!("/api/v1/changes?{query}"),
+        ),
+        "change-failure-rate" => (
+            "Change failure rate",
+            format!(
+                "{} ({} of {})",
+                percent(report.change_failure_rate.rate),
+                report.change_failure_rate.failed,
+                report.change_failure_rate.deployments
+            ),
+            "D3: a deployment failed when an incident names it, or is the latest deployment of the incident's service at most 7 days before it.",
+            deployment_lines(view, &r.deployments),
+            Vec::new(),
+            Vec::new(),
+            format!("/api/v1/deployments?{query}"),
+        ),
+        "recovery-time" => (
+            "Recovery time",
+            format!(
+                "median {} over {} incidents",
+                hours(report.recovery_time.median_hours),
+                report.recovery_time.incidents
+            ),
+            "D4: every incident resolved in the window, from created to resolved; open incidents are listed, not averaged.",
+            Vec::new(),
+            Vec::new(),
+            incident_lines(
+                &r.incidents
+                    .iter()
+                    .chain(r.open_incidents.iter())
+                    .copied()
+                    .collect::<Vec<_>>(),
+            ),
+            format!("/api/v1/incidents?{query}"),
+        ),
+        "rework-rate" => (
+            "Rework rate",
+            format!(
+                "{} ({} of {})",
+                percent(report.rework_rate.rate),
+                report.rework_rate.rework,
+                report.rework_rate.deployments
+            ),
+            "D5: a deployment is rework when it delivers a fix (labels, hotfix branches, revert or hotfix subjects, linked Bug or Incident issues) or reverts the previous deployment's commit.",
+            deployment_lines(view, &r.deployments),
+            Vec::new(),
+            Vec::new(),
+            format!("/api/v1/deployments?{query}"),
+        ),
+        other => {
+            return Err(ApiError {
+                status: StatusCode::NOT_FOUND,
+                param: Some("metric".into()),
+                message: format!("unknown metric '{}'", encode(other)),
+            });
+        }
+    };
+    render(&ReceiptsPage {
+        frame: Frame::new("overview", view, filters, &window),
+        title,
+        number,
+        rule,
+        deployments,
+        changes,
+        incidents,
+        api,
+    })
+}

@@ -1,0 +1,128 @@
+//! Prometheus metrics: request counts and latencies per route, and the snapshot's age and size.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::state::AppState;
+
+/// Latency buckets, in seconds.
+const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+#[derive(Debug, Default)]
+struct Route {
+    count: u64,
+    seconds: f64,
+    buckets: [u64; BUCKETS.len()],
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    routes: Mutex<BTreeMap<(String, String, u16), Route>>,
+}
+
+pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(request).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut routes = state.metrics().routes.lock().expect("metrics lock");
+    let entry = routes
+        .entry((method, route, response.status().as_u16()))
+        .or_default();
+    entry.count += 1;
+    entry.seconds += seconds;
+    for (i, bound) in BUCKETS.iter().enumerate() {
+        if seconds <= *bound {
+            entry.buckets[i] += 1;
+        }
+    }
+    response
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut out = String::new();
+    out.push_str("# HELP flowmeter_http_requests_total HTTP requests answered.\n");
+    out.push_str("# TYPE flowmeter_http_requests_total counter\n");
+    let routes = state.metrics().routes.lock().expect("metrics lock");
+    for ((method, route, status), r) in routes.iter() {
+        let _ = writeln!(
+            out,
+            "flowmeter_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
+            r.count
+        );
+    }
+    out.push_str("# HELP flowmeter_http_request_duration_seconds Time to answer HTTP requests.\n");
+    out.push_str("# TYPE flowmeter_http_request_duration_seconds histogram\n");
+    for ((method, route, status), r) in routes.iter() {
+        let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
+        for (bound, n) in BUCKETS.iter().zip(r.buckets) {
+            let _ = writeln!(
+                out,
+                "flowmeter_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "flowmeter_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+            r.count
+        );
+        let _ = writeln!(
+            out,
+            "flowmeter_http_request_duration_seconds_sum{{{labels}}} {}",
+            r.seconds
+        );
+        let _ = writeln!(
+            out,
+            "flowmeter_http_request_duration_seconds_count{{{labels}}} {}",
+            r.count
+        );
+    }
+    drop(routes);
+    let view = state.view();
+    let gauges = [
+        (
+            "flowmeter_snapshot_age_seconds",
+            "Seconds since the in-memory snapshot was built.",
+            view.built_at.elapsed().as_secs_f64(),
+        ),
+        (
+            "flowmeter_snapshot_build_seconds",
+            "Seconds the last snapshot took to build.",
+            view.build_seconds,
+        ),
+        (
+            "flowmeter_snapshot_generation",
+            "Store generation the snapshot reflects.",
+            view.generation as f64,
+        ),
+        (
+            "flowmeter_snapshot_deployments",
+            "Deployments in the snapshot.",
+            view.snapshot.prepared.deployments.len() as f64,
+        ),
+        (
+            "flowmeter_snapshot_changes",
+            "Delivered changes in the snapshot.",
+            view.snapshot.prepared.changes.len() as f64,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
