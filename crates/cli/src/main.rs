@@ -39,6 +39,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Print the DORA report of one window.
     Report(report::ReportArgs),
+    /// Print the value stream of one window: stages, bottleneck, work in progress.
+    Stages(report::ReportArgs),
     /// Write a synthetic organisation in the import format.
     Generate(GenerateArgs),
     /// Serve the dashboard, the JSON API, the push API and the CSV export.
@@ -111,6 +113,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = config::load(cli.config.as_deref())?;
             let store = flowmeter_store::Store::open(&cli.db).await?;
             report::run(&store, config, &args).await
+        }
+        Command::Stages(args) => {
+            let config = config::load(cli.config.as_deref())?;
+            let store = flowmeter_store::Store::open(&cli.db).await?;
+            report::run_stages(&store, config, &args).await
         }
         Command::Generate(args) => {
             let out = args.out_dir.clone();

@@ -42,6 +42,78 @@ pub async fn snapshot(store: &Store, config: Config) -> anyhow::Result<Snapshot>
     Ok(snapshot)
 }
 
+/// `flowmeter stages`: rule S, the value stream, for one window and scope.
+pub async fn run_stages(
+    store: &Store,
+    config: Config,
+    args: &ReportArgs,
+) -> anyhow::Result<ExitCode> {
+    let window = Window::parse(&args.from, &args.to)?;
+    let scope = Scope {
+        repo: args.repo.clone(),
+        service: args.service.clone(),
+        team: args.team.clone(),
+    };
+    let snapshot = snapshot(store, config).await?;
+    let now = chrono::Utc::now();
+    let report =
+        tokio::task::spawn_blocking(move || snapshot.stages(window, &scope, now)).await??;
+    match args.format {
+        Format::Json => println!("{}", report.to_json()),
+        Format::Table => print!("{}", stages_table(&report)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The value stream for people.
+pub fn stages_table(r: &flowmeter_engine::stages::StagesReport) -> String {
+    let mut out = format!(
+        "Value stream, definitions v{}: {} to {} ({} days)\n  merged pull requests: {} ({} unreviewed)\n",
+        r.definitions_version,
+        r.window.from,
+        r.window.to,
+        r.window.days,
+        r.pull_requests.merged,
+        r.pull_requests.unreviewed
+    );
+    out.push_str(&format!(
+        "  {:<8} {:>6} {:>12} {:>12} {:>7}\n",
+        "stage", "count", "median", "p90", "share"
+    ));
+    for s in &r.stages {
+        out.push_str(&format!(
+            "  {:<8} {:>6} {:>12} {:>12} {:>7}\n",
+            s.stage,
+            s.count,
+            hours(s.median_hours),
+            hours(s.p90_hours),
+            s.share
+                .map(|x| format!("{:.1}%", x * 100.0))
+                .unwrap_or_else(|| "-".into())
+        ));
+    }
+    match &r.bottleneck {
+        Some(b) => out.push_str(&format!(
+            "  bottleneck: {} ({:.1}% of the time; previous window {})\n",
+            b.stage,
+            b.share * 100.0,
+            b.previous_share
+                .map(|p| format!("{:.1}%", p * 100.0))
+                .unwrap_or_else(|| "no data".into())
+        )),
+        None => out.push_str("  bottleneck: no data\n"),
+    }
+    let w = &r.work_in_progress;
+    out.push_str(&format!(
+        "  work in progress at {}: {} waiting for review, {} in review, {} merged but not deployed\n",
+        w.at.format("%Y-%m-%d %H:%M"),
+        w.waiting_for_review.len(),
+        w.in_review.len(),
+        w.merged_not_deployed.len()
+    ));
+    out
+}
+
 pub async fn run(store: &Store, config: Config, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let window = Window::parse(&args.from, &args.to)?;
     let scope = Scope {

@@ -11,13 +11,14 @@ mod classify;
 pub mod metrics;
 pub mod prepare;
 pub mod report;
+pub mod stages;
 pub mod tiers;
 
 use polars::prelude::{Expr, PolarsError, lit};
 
 use flowmeter_core::{Config, DEFINITIONS_VERSION, Dataset, Scope, Window};
 
-pub use prepare::{ChangeRow, DeploymentRow, IncidentRow, Linkage, Prepared, prepare};
+pub use prepare::{ChangeRow, DeploymentRow, IncidentRow, Linkage, Prepared, PullRow, prepare};
 pub use report::DoraReport;
 pub use tiers::{Tier, TierTable};
 
@@ -228,6 +229,30 @@ impl Snapshot {
     ) -> Result<Vec<metrics::WeekRow>, EngineError> {
         let filter = self.scope_filter(scope)?;
         Ok(metrics::weekly(&self.frames, &window, filter)?)
+    }
+
+    /// Rule S, the value stream, for the pull requests of a scope (a pull request belongs to
+    /// every service of its repository). Work in progress is looked at `now` or at the
+    /// window's end, whichever is earlier.
+    pub fn stages(
+        &self,
+        window: Window,
+        scope: &Scope,
+        now: flowmeter_core::Timestamp,
+    ) -> Result<stages::StagesReport, EngineError> {
+        let resolved = self.resolve(scope)?;
+        let pulls: Vec<&PullRow> = self
+            .prepared
+            .pulls
+            .iter()
+            .filter(|p| {
+                self.config
+                    .services_of_repo(&p.repo)
+                    .iter()
+                    .any(|s| resolved.matches(Some(s), Some(&p.repo)))
+            })
+            .collect();
+        Ok(stages::stages(&pulls, window, scope.clone(), now)?)
     }
 
     /// The DORA report (D1-D6) for one window and scope.

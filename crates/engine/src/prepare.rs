@@ -89,6 +89,61 @@ pub struct Prepared {
     pub linkage: Linkage,
     pub repos: BTreeSet<String>,
     pub services: BTreeSet<String>,
+    /// Every pull request with its value-stream boundaries (rule S).
+    pub pulls: Vec<PullRow>,
+}
+
+/// A pull request with the boundaries of rule S. `b3` (merged) is `None` while it is open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PullRow {
+    pub repo: String,
+    pub number: u64,
+    pub title: Option<String>,
+    pub author: Option<String>,
+    pub created_at: Timestamp,
+    pub closed_at: Option<Timestamp>,
+    pub draft: bool,
+    /// First commit: the earliest `authored_at` of its known commits.
+    pub b0: Option<Timestamp>,
+    /// Ready for review: `ready_at` when it was opened as a draft, else `created_at`.
+    pub b1: Timestamp,
+    /// The first review by someone other than the author and not a bot, never before `b1`.
+    pub first_review: Option<Timestamp>,
+    /// Merged.
+    pub b3: Option<Timestamp>,
+    /// Deployed: the first deployment that delivered its merge commit (D2).
+    pub b4: Option<Timestamp>,
+    /// Whether the store has its merge commit; without it, "not deployed yet" cannot be told
+    /// from "history not imported".
+    pub merge_commit_known: bool,
+}
+
+impl PullRow {
+    /// `b2`: the first qualifying review, or `b3` when there is none (an unreviewed merge).
+    pub fn b2(&self) -> Option<Timestamp> {
+        self.first_review.or(self.b3)
+    }
+
+    /// Merged without a qualifying review.
+    pub fn unreviewed(&self) -> bool {
+        self.b3.is_some() && self.first_review.is_none()
+    }
+
+    /// The four stages in hours, each clamped at 0 and `None` when a boundary it needs is.
+    pub fn stage_hours(&self) -> [Option<f64>; 4] {
+        let hours = |from: Option<Timestamp>, to: Option<Timestamp>| match (from, to) {
+            (Some(from), Some(to)) => {
+                Some((to - from).num_microseconds().unwrap_or(0).max(0) as f64 / US_PER_HOUR)
+            }
+            _ => None,
+        };
+        [
+            hours(self.b0, Some(self.b1)),
+            hours(Some(self.b1), self.b2()),
+            hours(self.b2(), self.b3),
+            hours(self.b3, self.b4),
+        ]
+    }
 }
 
 /// One repository's commit graph with integer ids.
@@ -256,6 +311,7 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
 
     let mut deployments = Vec::new();
     let mut changes = Vec::new();
+    let mut merge_delivered: HashMap<(&str, &str), Timestamp> = HashMap::new();
     for service in &service_names {
         let mut list = by_service.remove(service).unwrap_or_default();
         list.sort_by(|a, b| (a.time, &a.record.id).cmp(&(b.time, &b.record.id)));
@@ -282,6 +338,20 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
                     }
                     delivered.push(node);
                     stack.extend(g.parents_of(node).iter().filter(|&&p| !seen[p as usize]));
+                }
+            }
+            if !baseline && let Some(g) = graph {
+                for &node in &delivered {
+                    let sha = sha_of(g, node);
+                    if pulls
+                        .get(d.repo.as_str())
+                        .is_some_and(|p| p.by_merge_commit.contains_key(sha))
+                    {
+                        merge_delivered
+                            .entry((d.repo.as_str(), sha))
+                            .and_modify(|t: &mut Timestamp| *t = (*t).min(candidate.time))
+                            .or_insert(candidate.time);
+                    }
                 }
             }
             let mut fix = false;
@@ -366,6 +436,12 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
     services.extend(config.services.iter().map(|s| s.name.clone()));
     services.extend(config.teams.iter().flat_map(|t| t.services.iter().cloned()));
 
+    let pulls = dataset
+        .pull_requests
+        .iter()
+        .map(|pr| pull_row(pr, graphs.get(pr.repo.as_str()), &merge_delivered, config))
+        .collect();
+
     Prepared {
         deployments,
         changes,
@@ -374,6 +450,56 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
         linkage,
         repos,
         services,
+        pulls,
+    }
+}
+
+/// Rule S's boundaries of one pull request.
+fn pull_row(
+    pr: &PullRequest,
+    graph: Option<&Graph>,
+    merge_delivered: &HashMap<(&str, &str), Timestamp>,
+    config: &Config,
+) -> PullRow {
+    let b0 = graph.and_then(|g| {
+        pr.commits
+            .iter()
+            .filter_map(|sha| g.index.get(sha.as_str()).map(|&n| g.authored[n as usize]))
+            .min()
+    });
+    let b1 = pr.ready_at.unwrap_or(pr.created_at);
+    let first_review = pr
+        .reviews
+        .iter()
+        .filter(|r| Some(&r.reviewer) != pr.author.as_ref() && !config.is_bot(&r.reviewer))
+        // A review after the merge reviewed nothing that waited for it.
+        .filter(|r| pr.merged_at.is_none_or(|merged| r.submitted_at <= merged))
+        .map(|r| r.submitted_at.max(b1))
+        .min();
+    let merge_commit_known = pr
+        .merge_commit_sha
+        .as_deref()
+        .is_some_and(|sha| graph.is_some_and(|g| g.index.contains_key(sha)));
+    let b4 = match (pr.merged_at, &pr.merge_commit_sha) {
+        (Some(_), Some(sha)) => merge_delivered
+            .get(&(pr.repo.as_str(), sha.as_str()))
+            .copied(),
+        _ => None,
+    };
+    PullRow {
+        repo: pr.repo.clone(),
+        number: pr.number,
+        title: pr.title.clone(),
+        author: pr.author.clone(),
+        created_at: pr.created_at,
+        closed_at: pr.closed_at,
+        draft: pr.draft,
+        b0,
+        b1,
+        first_review,
+        b3: pr.merged_at,
+        b4,
+        merge_commit_known,
     }
 }
 

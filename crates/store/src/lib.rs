@@ -359,7 +359,7 @@ impl Store {
             incidents_with_unknown_deployment: scalar(
                 "SELECT COUNT(*) FROM incidents i WHERE i.deployment_id IS NOT NULL AND NOT EXISTS \
                  (SELECT 1 FROM deployments d WHERE d.id = i.deployment_id \
-                  AND (d.repo = i.repo OR d.service = i.service OR d.repo = i.key_scope))",
+                  AND (i.repo IS NULL OR d.repo = i.repo))",
             )
             .await?,
         })

@@ -21,8 +21,35 @@ pub async fn dora(
 ) -> Result<Response, ApiError> {
     let view = state.view();
     let window = filters.window(&view, true)?;
+    // The view never changes, so neither does its report for a window and scope.
+    let key = format!("/api/v1/dora?{}", filters.query_for(&window));
+    let json = match view.cached(&key) {
+        Some(json) => json,
+        None => {
+            let scope = filters.scope();
+            let view = view.clone();
+            tokio::task::spawn_blocking(move || -> Result<String, ApiError> {
+                let json = view.snapshot.dora(window, &scope)?.to_json();
+                view.remember(key, json.clone());
+                Ok(json)
+            })
+            .await
+            .map_err(ApiError::internal)??
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+}
+
+/// `GET /api/v1/stages`: rule S, the value stream, as `flowmeter stages` prints it.
+pub async fn stages(
+    State(state): State<AppState>,
+    Query(filters): Query<Filters>,
+) -> Result<Response, ApiError> {
+    let view = state.view();
+    let window = filters.window(&view, true)?;
     let scope = filters.scope();
-    let report = tokio::task::spawn_blocking(move || view.snapshot.dora(window, &scope))
+    let now = chrono::Utc::now();
+    let report = tokio::task::spawn_blocking(move || view.snapshot.stages(window, &scope, now))
         .await
         .map_err(ApiError::internal)??;
     Ok((

@@ -39,9 +39,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/lead-time"),
     ("GET", "/incidents"),
     ("GET", "/pull-requests"),
+    ("GET", "/value-stream"),
     ("GET", "/receipts/{metric}"),
     ("GET", "/static/style.css"),
     ("GET", "/api/v1/dora"),
+    ("GET", "/api/v1/stages"),
     ("GET", "/api/v1/deployments"),
     ("POST", "/api/v1/deployments"),
     ("GET", "/api/v1/changes"),
@@ -63,9 +65,11 @@ pub fn app(state: AppState) -> Router {
         .route("/lead-time", get(pages::lead_time))
         .route("/incidents", get(pages::incidents))
         .route("/pull-requests", get(pages::pull_requests))
+        .route("/value-stream", get(pages::value_stream))
         .route("/receipts/{metric}", get(pages::receipts))
         .route("/static/style.css", get(pages::stylesheet))
         .route("/api/v1/dora", get(api::dora))
+        .route("/api/v1/stages", get(api::stages))
         .route(
             "/api/v1/deployments",
             get(api::deployments).post(api::push_deployments),

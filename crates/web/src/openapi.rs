@@ -165,10 +165,14 @@ pub fn document() -> Value {
             "/lead-time": page("Lead time distribution and the slowest changes.", filters(false)),
             "/incidents": page("Incidents resolved in the window and still open.", filters(false)),
             "/pull-requests": page("Open pull requests waiting for review.", filters(false)),
+            "/value-stream": page("Where time goes per stage, the bottleneck, and work waiting in each stage.", filters(false)),
             "/receipts/{metric}": {"get": {"summary": "The rows behind one number and the rule applied.", "parameters": receipt_params, "responses": {"200": {"description": "HTML page.", "content": {"text/html": {}}}, "400": error(), "404": error()}}},
             "/static/style.css": {"get": {"summary": "The dashboard's stylesheet.", "responses": {"200": {"description": "CSS.", "content": {"text/css": {}}}}}},
             "/api/v1/dora": {"get": {"summary": "The DORA report document (docs/api.md), identical to `flowmeter report`.", "parameters": filters(true), "responses": {
                 "200": {"description": "The report.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DoraReport"}}}},
+                "400": error(), "401": error(), "404": error()}}},
+            "/api/v1/stages": {"get": {"summary": "The value stream (rule S): stages, bottleneck, work in progress.", "parameters": filters(true), "responses": {
+                "200": {"description": "The value-stream document (docs/api.md).", "content": {"application/json": {"schema": {"type": "object", "required": ["definitions_version", "window", "scope", "pull_requests", "stages", "bottleneck", "work_in_progress"]}}}},
                 "400": error(), "401": error(), "404": error()}}},
             "/api/v1/deployments": merge(list("Counted deployments in the window.", "Deployment"), json!({"post": push("Report deployments from any CI or deploy script.", "DeploymentRecord")})),
             "/api/v1/changes": list("Changes delivered by the window's deployments, with lead times.", "Change"),

@@ -748,3 +748,93 @@ fn receipt_page(
         api,
     })
 }
+
+pub struct StageLine {
+    pub stage: &'static str,
+    pub count: u64,
+    pub median: String,
+    pub p90: String,
+    pub share: String,
+}
+
+pub struct WipGroup {
+    pub title: &'static str,
+    pub count: usize,
+    pub items: Vec<PullLine>,
+}
+
+#[derive(Template)]
+#[template(path = "value_stream.html")]
+struct ValueStreamPage {
+    frame: Frame,
+    merged: u64,
+    unreviewed: u64,
+    stages: Vec<StageLine>,
+    chart: String,
+    bottleneck: String,
+    wip_at: String,
+    wip: Vec<WipGroup>,
+}
+
+/// Rule S: where merged pull requests spent their time, the bottleneck, and what waits now.
+pub async fn value_stream(
+    State(state): State<AppState>,
+    Query(filters): Query<Filters>,
+) -> Result<Response, ApiError> {
+    let view = state.view();
+    let window = filters.window(&view, false)?;
+    let now = chrono::Utc::now();
+    blocking(move || {
+        let r = view.snapshot.stages(window, &filters.scope(), now)?;
+        let share = |s: Option<f64>| s.map(|s| format!("{:.1}%", s * 100.0)).unwrap_or_else(|| "no data".into());
+        let stages = r
+            .stages
+            .iter()
+            .map(|s| StageLine { stage: s.stage, count: s.count, median: hours(s.median_hours), p90: hours(s.p90_hours), share: share(s.share) })
+            .collect();
+        let chart = svg::bars(
+            &r.stages.iter().map(|s| (s.stage.to_string(), (s.share.unwrap_or(0.0) * 1000.0).round() as u64)).collect::<Vec<_>>(),
+            "share of the time per stage, in tenths of a percent",
+        );
+        let bottleneck = match &r.bottleneck {
+            Some(b) => format!(
+                "The bottleneck is {}: {:.1}% of the time of the pull requests merged in this window (previous window: {}).",
+                b.stage,
+                b.share * 100.0,
+                share(b.previous_share)
+            ),
+            None => "No pull request was merged in this window, so there is no bottleneck to name.".into(),
+        };
+        let group = |title: &'static str, items: &[flowmeter_engine::stages::WipItem]| WipGroup {
+            title,
+            count: items.len(),
+            items: items
+                .iter()
+                .take(20)
+                .map(|i| PullLine {
+                    repo: i.repo.clone(),
+                    number: i.number,
+                    title: i.title.clone().unwrap_or_default(),
+                    author: i.author.clone().unwrap_or_default(),
+                    waiting: hours(Some(i.age_hours)),
+                })
+                .collect(),
+        };
+        let w = &r.work_in_progress;
+        render(&ValueStreamPage {
+            frame: Frame::new("value-stream", &view, &filters, &window),
+            merged: r.pull_requests.merged,
+            unreviewed: r.pull_requests.unreviewed,
+            stages,
+            chart,
+            bottleneck,
+            wip_at: time(&w.at),
+            wip: vec![
+                group("Waiting for a first review", &w.waiting_for_review),
+                group("In review", &w.in_review),
+                group("Merged, not deployed", &w.merged_not_deployed),
+            ],
+        })
+    })
+    .await
+}

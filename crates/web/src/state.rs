@@ -19,7 +19,8 @@ pub struct View {
     pub build_seconds: f64,
     /// The day after the latest deployment: where default windows end.
     pub data_end: chrono::NaiveDate,
-    /// Rendered pages of this view by URL: the view never changes, so neither do they.
+    /// Rendered pages and report documents of this view by URL: the view never changes, so
+    /// neither do they.
     page_cache: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 

@@ -22,7 +22,9 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
 
 #[test]
 fn every_verb_has_help() {
-    for verb in ["migrate", "import", "report", "generate", "serve", "demo"] {
+    for verb in [
+        "migrate", "import", "report", "stages", "generate", "serve", "demo",
+    ] {
         let (ok, stdout, _) = run(flowmeter().args([verb, "--help"]));
         assert!(ok, "{verb} --help failed");
         assert!(stdout.contains("Usage: flowmeter"), "{verb}: {stdout}");
@@ -92,6 +94,21 @@ fn import_then_report_as_json_and_table() {
     assert!(ok);
     assert!(stdout.contains("repo=acme/api"), "{stdout}");
     assert!(stdout.contains("median 6.0 h"), "{stdout}");
+
+    let (ok, stdout, stderr) = run(flowmeter().args([
+        "stages",
+        "--db",
+        &db,
+        "--from",
+        "2024-03-01",
+        "--to",
+        "2024-03-08",
+        "--format",
+        "table",
+    ]));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("merged pull requests: 0"), "{stdout}");
+    assert!(stdout.contains("bottleneck: no data"), "{stdout}");
 }
 
 #[test]

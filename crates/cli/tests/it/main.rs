@@ -5,5 +5,6 @@ mod support;
 mod cli;
 mod import;
 mod rules;
+mod stages;
 mod store_contract;
 mod web;

@@ -502,6 +502,8 @@ async fn a_browser_sees_the_numbers_the_api_gives() {
     let base = format!("http://{address}");
     let (_, api) = http_get(&address, &format!("/api/v1/dora?{WINDOW}"));
     let api = json_of(&api);
+    let (_, stages_api) = http_get(&address, &format!("/api/v1/stages?{WINDOW}"));
+    let stages_api = json_of(&stages_api);
     let pages = tokio::task::spawn_blocking({
         let (chromium, artifacts, base) = (chromium.clone(), artifacts.clone(), base.clone());
         move || {
@@ -509,13 +511,19 @@ async fn a_browser_sees_the_numbers_the_api_gives() {
                 ("overview", format!("{base}/?{WINDOW}")),
                 ("receipt", format!("{base}/receipts/lead-time?{WINDOW}")),
                 ("deployments", format!("{base}/deployments?{WINDOW}")),
+                ("value-stream", format!("{base}/value-stream?{WINDOW}")),
             ]
             .map(|(name, url)| browse(&chromium, &url, &artifacts.join(format!("{name}.png"))))
         }
     })
     .await
     .unwrap();
-    let [overview, receipt, deployments] = &pages;
+    let [overview, receipt, deployments, value_stream] = &pages;
+    let bottleneck = stages_api["bottleneck"]["stage"].as_str().unwrap();
+    assert!(
+        value_stream.contains(&format!("The bottleneck is {bottleneck}")),
+        "{value_stream}"
+    );
     assert_eq!(
         shown(overview, "deployment-frequency"),
         format!(
@@ -556,7 +564,7 @@ async fn a_browser_sees_the_numbers_the_api_gives() {
         "{receipt}"
     );
     assert!(deployments.contains("1004"));
-    for name in ["overview", "receipt", "deployments"] {
+    for name in ["overview", "receipt", "deployments", "value-stream"] {
         let png = std::fs::read(artifacts.join(format!("{name}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{name}.png is a PNG");
     }

@@ -1,0 +1,170 @@
+//! Rule S, the value stream, with hand-computed cases on both backends.
+
+use flowmeter_core::{Config, Scope, Window};
+use flowmeter_engine::Snapshot;
+use flowmeter_engine::stages::StagesReport;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const R: &str = "acme/api";
+
+fn review(reviewer: &str, at: &str) -> Value {
+    json!({"reviewer": reviewer, "state": "APPROVED", "submitted_at": at})
+}
+
+fn pr(number: u64, created: &str, extra: Value) -> Value {
+    let mut pr = json!({"repo": R, "number": number, "created_at": created, "author": "ann"});
+    pr.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    pr
+}
+
+fn org() -> Org {
+    let mut org = Org::default();
+    org.commit(R, "c1", &[], "2024-02-20T00:00:00Z", "init")
+        .commit(R, "p1", &["c1"], "2024-03-02T00:00:00Z", "work for #1")
+        .commit(
+            R,
+            "m1",
+            &["c1", "p1"],
+            "2024-03-02T20:00:00Z",
+            "Merge pull request #1",
+        )
+        .commit(R, "s2", &["m1"], "2024-03-04T12:00:00Z", "Squashed #2")
+        .commit(R, "s3", &["s2"], "2024-03-05T16:00:00Z", "Squashed #3")
+        .deploy(R, "d1", "c1", "2024-03-01T00:00:00Z")
+        .deploy(R, "d2", "m1", "2024-03-03T02:00:00Z")
+        .deploy(R, "d3", "s2", "2024-03-05T00:00:00Z");
+    org.pull_requests = vec![
+        // Opened as a draft; a bot's and the author's own reviews do not count.
+        pr(
+            1,
+            "2024-03-02T06:00:00Z",
+            json!({"ready_at": "2024-03-02T10:00:00Z", "merged_at": "2024-03-02T20:00:00Z",
+            "merge_commit_sha": "m1", "commits": ["p1"], "reviews": [
+                review("dependabot[bot]", "2024-03-02T11:00:00Z"), review("ann", "2024-03-02T11:30:00Z"),
+                review("bob", "2024-03-02T14:00:00Z")]}),
+        ),
+        // No review at all, commits unknown.
+        pr(
+            2,
+            "2024-03-04T00:00:00Z",
+            json!({"merged_at": "2024-03-04T12:00:00Z", "merge_commit_sha": "s2", "commits": ["ffff02"]}),
+        ),
+        // Reviewed before it was ready: the review counts at ready. Not deployed yet.
+        pr(
+            3,
+            "2024-03-05T00:00:00Z",
+            json!({"ready_at": "2024-03-05T10:00:00Z", "merged_at": "2024-03-05T16:00:00Z",
+            "merge_commit_sha": "s3", "reviews": [review("carol", "2024-03-05T08:00:00Z")]}),
+        ),
+        // Open, ready, not reviewed.
+        pr(4, "2024-03-06T00:00:00Z", json!({})),
+        // Open and in review.
+        pr(
+            5,
+            "2024-03-06T12:00:00Z",
+            json!({"reviews": [review("bob", "2024-03-07T00:00:00Z")]}),
+        ),
+        // Still a draft, and a closed one: neither is waiting.
+        pr(6, "2024-03-06T12:00:00Z", json!({"draft": true})),
+        pr(
+            7,
+            "2024-03-03T00:00:00Z",
+            json!({"closed_at": "2024-03-04T00:00:00Z"}),
+        ),
+        // Merged in the previous window: one hour of pickup, one of review.
+        pr(
+            8,
+            "2024-02-26T00:00:00Z",
+            json!({"merged_at": "2024-02-26T02:00:00Z", "merge_commit_sha": "ffff08",
+            "reviews": [review("bob", "2024-02-26T01:00:00Z")]}),
+        ),
+    ];
+    org
+}
+
+async fn stages(store: &flowmeter_store::Store, from: &str, to: &str) -> StagesReport {
+    let dataset = store.load().await.unwrap();
+    let window = Window::parse(from, to).unwrap();
+    tokio::task::spawn_blocking(move || {
+        let snapshot = Snapshot::build(&dataset, &Config::default()).unwrap();
+        snapshot
+            .stages(window, &Scope::default(), chrono::Utc::now())
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn stages_per_pull_request_with_drafts_bots_and_self_reviews() {
+    on_both(|store| async move {
+        org().import(&store).await;
+        let r = stages(&store, "2024-03-01", "2024-03-08").await;
+        // #1: coding 10 h (00:00 -> ready 10:00), pickup 4 h (bob at 14:00), review 6 h,
+        //     deploy 6 h (d2 at 03-03 02:00). #2: coding unknown, pickup 12 h, review 0,
+        //     deploy 12 h. #3: coding unknown, pickup 0 (review before ready), review 6 h,
+        //     deploy unknown (not deployed).
+        assert_eq!((r.pull_requests.merged, r.pull_requests.unreviewed), (3, 1));
+        let stat = |name: &str| r.stages.iter().find(|s| s.stage == name).unwrap().clone();
+        let coding = stat("coding");
+        assert_eq!(coding.count, 1);
+        close(coding.median_hours, 10.0);
+        let pickup = stat("pickup");
+        assert_eq!(pickup.count, 3);
+        close(pickup.median_hours, 4.0);
+        // [0, 4, 12] at position 1.8: 4 + 0.8 * 8.
+        close(pickup.p90_hours, 10.4);
+        let review = stat("review");
+        close(review.median_hours, 6.0);
+        let deploy = stat("deploy");
+        assert_eq!(
+            deploy.count, 2,
+            "a merge no deployment delivered has no deploy stage"
+        );
+        close(deploy.median_hours, 9.0);
+        close(deploy.p90_hours, 11.4);
+        // Sums 10 + 16 + 12 + 18 = 56 hours.
+        close(coding.share, 10.0 / 56.0);
+        close(deploy.share, 18.0 / 56.0);
+        let bottleneck = r.bottleneck.clone().unwrap();
+        assert_eq!(bottleneck.stage, "deploy");
+        close(Some(bottleneck.share), 18.0 / 56.0);
+        // The previous window's only merge (#8) spent no known time in deploy.
+        close(bottleneck.previous_share, 0.0);
+        let wip = &r.work_in_progress;
+        assert_eq!(wip.at.to_rfc3339(), "2024-03-08T00:00:00+00:00");
+        let numbers = |items: &[flowmeter_engine::stages::WipItem]| {
+            items.iter().map(|i| i.number).collect::<Vec<_>>()
+        };
+        assert_eq!(numbers(&wip.waiting_for_review), [4]);
+        close(Some(wip.waiting_for_review[0].age_hours), 48.0);
+        assert_eq!(numbers(&wip.in_review), [5]);
+        close(Some(wip.in_review[0].age_hours), 24.0);
+        assert_eq!(numbers(&wip.merged_not_deployed), [3]);
+        close(Some(wip.merged_not_deployed[0].age_hours), 56.0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stages_with_no_merges_are_null() {
+    on_both(|store| async move {
+        org().import(&store).await;
+        let r = stages(&store, "2025-01-01", "2025-01-08").await;
+        assert_eq!(r.pull_requests.merged, 0);
+        assert!(
+            r.stages
+                .iter()
+                .all(|s| s.count == 0 && s.median_hours.is_none() && s.share.is_none())
+        );
+        assert_eq!(r.bottleneck, None);
+        let json: Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json["bottleneck"], Value::Null);
+        assert_eq!(json["stages"][0]["median_hours"], Value::Null);
+    })
+    .await;
+}
