@@ -68,21 +68,22 @@ pub async fn run_stages(
 /// The value stream for people.
 pub fn stages_table(r: &flowmeter_engine::stages::StagesReport) -> String {
     let mut out = format!(
-        "Value stream, definitions v{}: {} to {} ({} days)\n  merged pull requests: {} ({} unreviewed)\n",
+        "Value stream, definitions v{}: {} to {} ({} days)\n  merged pull requests: {} ({} unreviewed, {} linked to no issue)\n",
         r.definitions_version,
         r.window.from,
         r.window.to,
         r.window.days,
         r.pull_requests.merged,
-        r.pull_requests.unreviewed
+        r.pull_requests.unreviewed,
+        r.pull_requests.unlinked
     );
     out.push_str(&format!(
-        "  {:<8} {:>6} {:>12} {:>12} {:>7}\n",
+        "  {:<20} {:>6} {:>12} {:>12} {:>7}\n",
         "stage", "count", "median", "p90", "share"
     ));
     for s in &r.stages {
         out.push_str(&format!(
-            "  {:<8} {:>6} {:>12} {:>12} {:>7}\n",
+            "  {:<20} {:>6} {:>12} {:>12} {:>7}\n",
             s.stage,
             s.count,
             hours(s.median_hours),

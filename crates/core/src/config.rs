@@ -18,6 +18,69 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     pub teams: Vec<TeamConfig>,
     pub server: ServerConfig,
+    pub stages: StagesConfig,
+}
+
+/// The groups tracker statuses fall into for the value stream's tracker stages (rule S).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusGroup {
+    Backlog,
+    InProgress,
+    Review,
+    Done,
+}
+
+/// `[stages]`: how tracker statuses map to groups. Statuses not listed fall into a group by
+/// their name: containing "review" is review; done, closed, resolved, released, cancelled are
+/// done; to do, open, backlog, new, selected for development are backlog; anything else is in
+/// progress. Compared ignoring case.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StagesConfig {
+    pub status_groups: std::collections::BTreeMap<String, StatusGroup>,
+}
+
+impl StagesConfig {
+    pub fn group_of(&self, status: &str) -> StatusGroup {
+        if let Some((_, group)) = self
+            .status_groups
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(status))
+        {
+            return *group;
+        }
+        let lower = status.trim().to_lowercase();
+        if lower.contains("review") {
+            StatusGroup::Review
+        } else if [
+            "done",
+            "closed",
+            "resolved",
+            "released",
+            "cancelled",
+            "canceled",
+            "won't do",
+        ]
+        .contains(&lower.as_str())
+        {
+            StatusGroup::Done
+        } else if [
+            "to do",
+            "todo",
+            "open",
+            "backlog",
+            "new",
+            "selected for development",
+            "ready for development",
+        ]
+        .contains(&lower.as_str())
+        {
+            StatusGroup::Backlog
+        } else {
+            StatusGroup::InProgress
+        }
+    }
 }
 
 /// `flowmeter serve`: API tokens and how often the in-memory snapshot checks the store.
@@ -493,6 +556,34 @@ mod tests {
         };
         let err = Config::from_toml("", bad).unwrap_err();
         assert!(!err.to_string().contains("leaky"), "{err}");
+    }
+
+    #[test]
+    fn statuses_fall_into_groups_by_name_unless_configured() {
+        use super::StatusGroup::*;
+        let config = Config::from_toml(
+            "[stages.status_groups]\nQA = \"review\"\n\"Ready\" = \"backlog\"",
+            |_| None,
+        )
+        .unwrap();
+        let cases = [
+            ("To Do", Backlog),
+            ("Backlog", Backlog),
+            ("In Progress", InProgress),
+            ("Doing", InProgress),
+            ("In Review", Review),
+            ("Code review", Review),
+            ("qa", Review),
+            ("Ready", Backlog),
+            ("Done", Done),
+            ("Closed", Done),
+        ];
+        for (status, group) in cases {
+            assert_eq!(config.stages.group_of(status), group, "{status}");
+        }
+        let err =
+            Config::from_toml("[stages.status_groups]\nQA = \"testing\"", |_| None).unwrap_err();
+        assert!(err.key.starts_with("stages.status_groups"), "{err}");
     }
 
     #[test]

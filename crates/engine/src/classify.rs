@@ -65,6 +65,19 @@ impl<'a> Classifier<'a> {
         texts
     }
 
+    /// The known issues a pull request names, in the order they appear.
+    pub fn linked_issues(&self, pr: &PullRequest) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        for text in self.pull_texts(pr) {
+            for key in self.keys(text) {
+                if self.issue_types.contains_key(key) && !keys.iter().any(|k| k == key) {
+                    keys.push(key.to_string());
+                }
+            }
+        }
+        keys
+    }
+
     /// Whether a pull request names at least one known issue.
     pub fn links_issue(&self, pr: &PullRequest) -> bool {
         self.pull_texts(pr)

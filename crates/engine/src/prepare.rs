@@ -116,6 +116,11 @@ pub struct PullRow {
     /// Whether the store has its merge commit; without it, "not deployed yet" cannot be told
     /// from "history not imported".
     pub merge_commit_known: bool,
+    /// Tracker issues it names in its title, head branch or commit subjects.
+    pub issues: Vec<String>,
+    /// Hours in the tracker stages before coding (backlog, in progress, review), from the
+    /// first linked issue; `None` without a linked issue.
+    pub tracker_hours: Option<[f64; 3]>,
 }
 
 impl PullRow {
@@ -129,15 +134,21 @@ impl PullRow {
         self.b3.is_some() && self.first_review.is_none()
     }
 
-    /// The four stages in hours, each clamped at 0 and `None` when a boundary it needs is.
-    pub fn stage_hours(&self) -> [Option<f64>; 4] {
+    /// The stages in hours, in [`crate::stages::STAGES`] order: the three tracker stages (when
+    /// an issue is linked), then coding, pickup, review and deploy, each clamped at 0 and
+    /// `None` when a boundary it needs is.
+    pub fn stage_hours(&self) -> [Option<f64>; 7] {
         let hours = |from: Option<Timestamp>, to: Option<Timestamp>| match (from, to) {
             (Some(from), Some(to)) => {
                 Some((to - from).num_microseconds().unwrap_or(0).max(0) as f64 / US_PER_HOUR)
             }
             _ => None,
         };
+        let tracker = |i: usize| self.tracker_hours.map(|t| t[i]);
         [
+            tracker(0),
+            tracker(1),
+            tracker(2),
             hours(self.b0, Some(self.b1)),
             hours(Some(self.b1), self.b2()),
             hours(self.b2(), self.b3),
@@ -436,10 +447,21 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
     services.extend(config.services.iter().map(|s| s.name.clone()));
     services.extend(config.teams.iter().flat_map(|t| t.services.iter().cloned()));
 
+    let issues_by_key: HashMap<&str, &flowmeter_core::Issue> =
+        dataset.issues.iter().map(|i| (i.key.as_str(), i)).collect();
     let pulls = dataset
         .pull_requests
         .iter()
-        .map(|pr| pull_row(pr, graphs.get(pr.repo.as_str()), &merge_delivered, config))
+        .map(|pr| {
+            pull_row(
+                pr,
+                graphs.get(pr.repo.as_str()),
+                &merge_delivered,
+                config,
+                &classifier,
+                &issues_by_key,
+            )
+        })
         .collect();
 
     Prepared {
@@ -455,11 +477,62 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
 }
 
 /// Rule S's boundaries of one pull request.
+/// Rule S's tracker stages of an issue up to `end` (the pull request's first commit, or ready):
+/// backlog from creation to the first move into an in-progress status, then the time in each
+/// status group, added up per group however often the issue moves back and forth. Time in a
+/// done status counts in no stage.
+pub(crate) fn tracker_hours(
+    issue: &flowmeter_core::Issue,
+    end: Timestamp,
+    config: &Config,
+) -> [f64; 3] {
+    use flowmeter_core::config::StatusGroup;
+    let mut transitions: Vec<&flowmeter_core::Transition> = issue.transitions.iter().collect();
+    transitions.sort_by_key(|t| t.at);
+    let hours = |from: Timestamp, to: Timestamp| {
+        (to.min(end) - from.min(end))
+            .num_microseconds()
+            .unwrap_or(0)
+            .max(0) as f64
+            / US_PER_HOUR
+    };
+    let mut totals = [0.0; 3];
+    let mut started = false;
+    let mut since = issue.created_at;
+    let mut group = StatusGroup::Backlog;
+    for t in transitions {
+        let slot = match (started, group) {
+            (false, _) | (true, StatusGroup::Backlog) => Some(0),
+            (true, StatusGroup::InProgress) => Some(1),
+            (true, StatusGroup::Review) => Some(2),
+            (true, StatusGroup::Done) => None,
+        };
+        if let Some(slot) = slot {
+            totals[slot] += hours(since, t.at);
+        }
+        group = config.stages.group_of(&t.to);
+        started |= group != StatusGroup::Backlog;
+        since = t.at;
+    }
+    let slot = match (started, group) {
+        (false, _) | (true, StatusGroup::Backlog) => Some(0),
+        (true, StatusGroup::InProgress) => Some(1),
+        (true, StatusGroup::Review) => Some(2),
+        (true, StatusGroup::Done) => None,
+    };
+    if let Some(slot) = slot {
+        totals[slot] += hours(since, end);
+    }
+    totals
+}
+
 fn pull_row(
     pr: &PullRequest,
     graph: Option<&Graph>,
     merge_delivered: &HashMap<(&str, &str), Timestamp>,
     config: &Config,
+    classifier: &Classifier,
+    issues: &HashMap<&str, &flowmeter_core::Issue>,
 ) -> PullRow {
     let b0 = graph.and_then(|g| {
         pr.commits
@@ -486,7 +559,16 @@ fn pull_row(
             .copied(),
         _ => None,
     };
+    let linked = classifier.linked_issues(pr);
+    let end = b0.unwrap_or(b1);
+    let tracker = linked
+        .iter()
+        .filter_map(|key| issues.get(key.as_str()))
+        .min_by_key(|issue| issue.created_at)
+        .map(|issue| tracker_hours(issue, end, config));
     PullRow {
+        issues: linked,
+        tracker_hours: tracker,
         repo: pr.repo.clone(),
         number: pr.number,
         title: pr.title.clone(),

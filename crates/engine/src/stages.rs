@@ -9,8 +9,17 @@ use flowmeter_core::{DEFINITIONS_VERSION, Scope, Timestamp, Window};
 use crate::prepare::{PullRow, US_PER_HOUR};
 use crate::report::WindowDoc;
 
-/// The stages in the order a change passes them.
-pub const STAGES: [&str; 4] = ["coding", "pickup", "review", "deploy"];
+/// The stages in the order a change passes them: three from the tracker issue a pull request
+/// links to, then four from the pull request itself.
+pub const STAGES: [&str; 7] = [
+    "backlog",
+    "tracker_in_progress",
+    "tracker_review",
+    "coding",
+    "pickup",
+    "review",
+    "deploy",
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StagesReport {
@@ -29,6 +38,8 @@ pub struct PullCounts {
     pub merged: u64,
     /// Of those, merged without a review by someone other than the author and not a bot.
     pub unreviewed: u64,
+    /// Of those, linked to no tracker issue (no known issue key in title, branch or commits).
+    pub unlinked: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -221,6 +232,7 @@ pub fn stages(
         pull_requests: PullCounts {
             merged: current.len() as u64,
             unreviewed: current.iter().filter(|p| p.unreviewed()).count() as u64,
+            unlinked: current.iter().filter(|p| p.issues.is_empty()).count() as u64,
         },
         stages,
         bottleneck,

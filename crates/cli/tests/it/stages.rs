@@ -168,3 +168,59 @@ async fn stages_with_no_merges_are_null() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn tracker_stages_come_before_coding_and_add_up_per_status_group() {
+    on_both(|store| async move {
+        let mut org = Org::default();
+        org.commit(R, "c1", &[], "2024-02-20T00:00:00Z", "init")
+            .commit(R, "q1", &["c1"], "2024-03-02T00:00:00Z", "Add export")
+            .commit(R, "q2", &["q1"], "2024-03-03T00:00:00Z", "Tidy");
+        let at = |day: &str| format!("2024-{day}T00:00:00Z");
+        let move_ =
+            |day: &str, from: &str, to: &str| json!({"at": at(day), "from": from, "to": to});
+        org.issues = vec![
+            json!({"key": "PAY-1", "project": "PAY", "type": "Story", "created_at": at("02-25"),
+            "transitions": [
+                move_("02-27", "To Do", "In Progress"),
+                // Back to the backlog for a day, then on again: the time adds up per stage.
+                move_("02-28", "In Progress", "To Do"),
+                move_("02-29", "To Do", "In Progress"),
+                move_("03-01", "In Progress", "In Review"),
+                move_("03-05", "In Review", "Done"),
+            ]}),
+        ];
+        org.pull_requests = vec![
+            pr(
+                10,
+                "2024-03-02T06:00:00Z",
+                json!({"title": "PAY-1: add export", "merged_at": "2024-03-02T12:00:00Z",
+                "merge_commit_sha": "q1", "commits": ["q1"]}),
+            ),
+            pr(
+                11,
+                "2024-03-03T01:00:00Z",
+                json!({"title": "Tidy", "merged_at": "2024-03-03T02:00:00Z",
+                "merge_commit_sha": "q2", "commits": ["q2"]}),
+            ),
+        ];
+        org.import(&store).await;
+        let r = stages(&store, "2024-03-01", "2024-03-08").await;
+        assert_eq!((r.pull_requests.merged, r.pull_requests.unlinked), (2, 1));
+        let stat = |name: &str| r.stages.iter().find(|s| s.stage == name).unwrap().clone();
+        // Up to the first commit (03-02): backlog 02-25..02-27 and 02-28..02-29 (72 h), in
+        // progress 02-27..02-28 and 02-29..03-01 (48 h), review 03-01..03-02 (24 h).
+        assert_eq!(
+            stat("backlog").count,
+            1,
+            "only the linked pull request has tracker stages"
+        );
+        close(stat("backlog").median_hours, 72.0);
+        close(stat("tracker_in_progress").median_hours, 48.0);
+        close(stat("tracker_review").median_hours, 24.0);
+        // Coding is the pull requests own stage: 6 h for #10 and 1 h for #11.
+        close(stat("coding").median_hours, 3.5);
+        assert_eq!(r.bottleneck.unwrap().stage, "backlog");
+    })
+    .await;
+}
