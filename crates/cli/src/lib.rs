@@ -5,3 +5,4 @@ pub mod demo;
 pub mod import;
 pub mod report;
 pub mod serve;
+pub mod sync;

@@ -19,6 +19,80 @@ pub struct Config {
     pub teams: Vec<TeamConfig>,
     pub server: ServerConfig,
     pub stages: StagesConfig,
+    pub jira: JiraConfig,
+}
+
+/// How Flowmeter authenticates to Jira.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JiraAuth {
+    /// Email and API token (Jira Cloud), or user name and password / personal access token.
+    #[default]
+    Basic,
+    /// A bearer token (Jira Data Center personal access tokens, OAuth 2.0 access tokens).
+    Bearer,
+}
+
+/// `[jira]`: the Jira site `flowmeter sync jira` reads. The token comes from this file,
+/// `FLOWMETER_JIRA_TOKEN` or `JIRA_API_TOKEN`, and never appears in logs or errors.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JiraConfig {
+    /// Site URL, such as `https://your-domain.atlassian.net`.
+    pub url: String,
+    pub email: String,
+    pub token: String,
+    pub auth: JiraAuth,
+    /// Projects to follow; the default JQL is `project in (...)`.
+    pub projects: Vec<String>,
+    /// JQL selecting the issues (overrides `projects`); `updated` and ordering are added.
+    pub jql: String,
+    /// The field id holding story points, such as `customfield_10016`.
+    pub story_points_field: String,
+    /// Issue types that are incidents.
+    pub incident_types: Vec<String>,
+    /// The service an incident of a project belongs to (default: the project key).
+    pub project_services: std::collections::BTreeMap<String, String>,
+    pub page_size: u32,
+    /// Minutes re-read before the cursor on each incremental sync (clock skew, late writes).
+    pub overlap_minutes: u32,
+    /// First retry delay in milliseconds (doubling, with jitter).
+    pub retry_base_ms: u64,
+    pub max_attempts: u32,
+}
+
+impl Default for JiraConfig {
+    fn default() -> Self {
+        JiraConfig {
+            url: String::new(),
+            email: String::new(),
+            token: String::new(),
+            auth: JiraAuth::Basic,
+            projects: Vec::new(),
+            jql: String::new(),
+            story_points_field: String::new(),
+            incident_types: vec!["Incident".into()],
+            project_services: Default::default(),
+            page_size: 100,
+            // JQL dates are read in the Jira user's time zone: a day of overlap covers any.
+            overlap_minutes: 1440,
+            retry_base_ms: 1000,
+            max_attempts: 6,
+        }
+    }
+}
+
+impl std::fmt::Debug for JiraConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JiraConfig")
+            .field("url", &self.url)
+            .field("email", &self.email)
+            .field("token", &if self.token.is_empty() { "" } else { "***" })
+            .field("auth", &self.auth)
+            .field("projects", &self.projects)
+            .field("jql", &self.jql)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The groups tracker statuses fall into for the value stream's tracker stages (rule S).
@@ -318,6 +392,12 @@ impl Config {
                 ));
             }
         }
+        if self.jira.page_size == 0 || self.jira.page_size > 1000 {
+            return Err(config_error("jira.page_size", "must be from 1 to 1000"));
+        }
+        if self.jira.max_attempts == 0 {
+            return Err(config_error("jira.max_attempts", "must be at least 1"));
+        }
         if self.server.refresh_seconds == 0 {
             return Err(config_error("server.refresh_seconds", "must be at least 1"));
         }
@@ -400,12 +480,12 @@ fn apply_env(
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<(), ConfigError> {
     let defaults = toml::Table::try_from(Config::default()).expect("defaults serialize");
-    for section in ["metrics", "fix", "server"] {
+    for section in ["metrics", "fix", "server", "jira"] {
         let Some(toml::Value::Table(keys)) = defaults.get(section) else {
             continue;
         };
         for (key, default) in keys {
-            if key == "tokens" {
+            if key == "tokens" || matches!(default, toml::Value::Table(_)) {
                 continue;
             }
             let var = format!("FLOWMETER_{}_{}", section, key).to_ascii_uppercase();

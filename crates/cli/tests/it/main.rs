@@ -4,6 +4,7 @@ mod support;
 
 mod cli;
 mod import;
+mod jira;
 mod rules;
 mod stages;
 mod store_contract;

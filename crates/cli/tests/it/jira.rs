@@ -1,0 +1,528 @@
+//! `flowmeter sync jira`: the real gouqi client against a local fake Jira that answers in the
+//! shape of Atlassian's published examples (fixtures/jira), with both pagination styles
+//! (`nextPageToken` for search, `startAt` for changelogs), rate limits, 5xx answers and a switch
+//! that stalls a page so the process can be killed mid-sync.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use flowmeter_core::config::JiraConfig;
+use flowmeter_ingest::LogProgress;
+use flowmeter_store::Store;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const EMAIL: &str = "bot@acme.example";
+const TOKEN: &str = "jira-secret-token-4f9a2c";
+
+fn base64(input: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn history(id: usize, at: &str, from: &str, to: &str) -> Value {
+    // The shape of fixtures/jira/issue-changelog-list.json, with a status item.
+    json!({"id": id.to_string(), "author": {"accountId": "5b10a2844c20165700ede21g", "displayName": "Mia Krystof"},
+        "created": at, "items": [{"field": "status", "fieldtype": "jira", "fieldId": "status",
+        "from": "1", "fromString": from, "to": "3", "toString": to}]})
+}
+
+fn issue(key: &str, kind: &str, created: &str, updated: &str, histories: Vec<Value>) -> Value {
+    let project = key.split('-').next().unwrap();
+    json!({"expand": "", "id": key.len().to_string(), "key": key, "self": format!("https://your-domain.atlassian.net/rest/api/3/issue/{key}"),
+        "fields": {
+            "project": {"key": project, "name": project}, "issuetype": {"name": kind},
+            "summary": format!("{key} summary"), "created": created, "updated": updated,
+            "status": {"name": "Done"}, "labels": ["backend"], "customfield_10016": 3.0,
+            "resolutiondate": updated, "priority": {"name": "High"}, "assignee": {"displayName": "Ann"}
+        },
+        "changelog": {"startAt": 0, "maxResults": histories.len(), "total": histories.len(), "histories": histories}})
+}
+
+/// The fake site's issues: every one with three status changes, so the search's two-entry
+/// changelogs must be completed page by page.
+fn issues() -> Vec<Value> {
+    let mut all = Vec::new();
+    for n in 1..=7 {
+        let day = format!("2024-03-{:02}", n + 1);
+        all.push(issue(
+            &format!("PAY-{n}"),
+            if n == 3 { "Bug" } else { "Story" },
+            &format!("{day}T08:00:00.000+0000"),
+            &format!("{day}T18:00:00.000+0000"),
+            vec![
+                history(
+                    n * 10,
+                    &format!("{day}T09:00:00.000+0000"),
+                    "To Do",
+                    "In Progress",
+                ),
+                history(
+                    n * 10 + 1,
+                    &format!("{day}T12:00:00.000+0000"),
+                    "In Progress",
+                    "In Review",
+                ),
+                history(
+                    n * 10 + 2,
+                    &format!("{day}T18:00:00.000+0000"),
+                    "In Review",
+                    "Done",
+                ),
+            ],
+        ));
+    }
+    all.push(issue(
+        "OPS-1",
+        "Incident",
+        "2024-03-09T10:00:00.000+0200",
+        "2024-03-09T12:30:00.000+0200",
+        vec![],
+    ));
+    // Malformed: no issue type. A warning; its raw body is kept.
+    let mut broken = issue(
+        "PAY-99",
+        "Story",
+        "2024-03-10T08:00:00.000+0000",
+        "2024-03-10T09:00:00.000+0000",
+        vec![],
+    );
+    broken["fields"]
+        .as_object_mut()
+        .unwrap()
+        .remove("issuetype");
+    all.push(broken);
+    all
+}
+
+#[derive(Default)]
+struct Switches {
+    /// Request numbers (1-based) answered 429.
+    rate_limited: HashSet<usize>,
+    /// Every n-th request answers 503.
+    fail_every: Option<usize>,
+    /// The search page starting at this offset never answers (the test kills the client).
+    stall_at: Option<usize>,
+}
+
+#[derive(Default)]
+struct Fake {
+    issues: Vec<Value>,
+    switches: Mutex<Switches>,
+    log: Mutex<Vec<String>>,
+}
+
+type Shared = Arc<Fake>;
+
+fn authorized(headers: &HeaderMap) -> bool {
+    let expected = format!("Basic {}", base64(format!("{EMAIL}:{TOKEN}").as_bytes()));
+    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str())
+}
+
+/// Counts the request and applies the fault switches; `Some` is the answer to give instead.
+fn faults(fake: &Fake, line: String, headers: &HeaderMap) -> Option<Response> {
+    let number = {
+        let mut log = fake.log.lock().unwrap();
+        log.push(line);
+        log.len()
+    };
+    if !authorized(headers) {
+        return Some((StatusCode::UNAUTHORIZED, "").into_response());
+    }
+    let switches = fake.switches.lock().unwrap();
+    if switches.rate_limited.contains(&number) {
+        let body = json!({"errorMessages": ["Rate limit exceeded."], "errors": {}}).to_string();
+        return Some(
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "1"), ("content-type", "application/json")],
+                body,
+            )
+                .into_response(),
+        );
+    }
+    if switches.fail_every.is_some_and(|n| number % n == 0) {
+        return Some(
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "<html>upstream unavailable</html>",
+            )
+                .into_response(),
+        );
+    }
+    None
+}
+
+fn jira_time(text: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .unwrap()
+        .to_utc()
+}
+
+async fn search(
+    State(fake): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let jql = q.get("jql").cloned().unwrap_or_default();
+    if let Some(answer) = faults(
+        &fake,
+        format!("search {jql} token={:?}", q.get("nextPageToken")),
+        &headers,
+    ) {
+        return answer;
+    }
+    // `updated >= "yyyy/MM/dd HH:mm"`, read as UTC (the fake's users live in UTC).
+    let since = jql
+        .split("updated >= \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(|s| {
+            chrono::NaiveDateTime::parse_from_str(s, "%Y/%m/%d %H:%M")
+                .unwrap()
+                .and_utc()
+        });
+    let mut matching: Vec<Value> = fake
+        .issues
+        .iter()
+        .filter(|i| since.is_none_or(|s| jira_time(i["fields"]["updated"].as_str().unwrap()) >= s))
+        .cloned()
+        .collect();
+    matching.sort_by_key(|i| {
+        (
+            jira_time(i["fields"]["updated"].as_str().unwrap()),
+            i["key"].as_str().unwrap().to_string(),
+        )
+    });
+    let size: usize = q
+        .get("maxResults")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(50);
+    let start: usize = q
+        .get("nextPageToken")
+        .and_then(|t| t.strip_prefix("offset-"))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    if fake.switches.lock().unwrap().stall_at == Some(start) {
+        std::future::pending::<()>().await;
+    }
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(start)
+        .take(size)
+        .map(|i| {
+            // The search returns at most two changelog entries, with the true total.
+            let mut i = i.clone();
+            let all = i["changelog"]["histories"].as_array().unwrap().clone();
+            i["changelog"] = json!({"startAt": 0, "maxResults": 2, "total": all.len(), "histories": all.iter().take(2).collect::<Vec<_>>()});
+            i
+        })
+        .collect();
+    let end = start + page.len();
+    let mut body = json!({"issues": page, "isLast": end >= matching.len()});
+    if end < matching.len() {
+        body["nextPageToken"] = json!(format!("offset-{end}"));
+    }
+    axum::Json(body).into_response()
+}
+
+async fn changelog(
+    State(fake): State<Shared>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if let Some(answer) = faults(
+        &fake,
+        format!("changelog {key} startAt={:?}", q.get("startAt")),
+        &headers,
+    ) {
+        return answer;
+    }
+    let Some(issue) = fake.issues.iter().find(|i| i["key"] == key) else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"errorMessages": ["Issue does not exist"], "errors": {}})),
+        )
+            .into_response();
+    };
+    let all = issue["changelog"]["histories"].as_array().unwrap();
+    let start: usize = q.get("startAt").and_then(|s| s.parse().ok()).unwrap_or(0);
+    // Two entries a page, whatever is asked, so every changelog takes two pages.
+    let values: Vec<&Value> = all.iter().skip(start).take(2).collect();
+    let body = json!({"self": "", "maxResults": 2, "startAt": start, "total": all.len(),
+        "isLast": start + values.len() >= all.len(), "values": values});
+    axum::Json(body).into_response()
+}
+
+async fn start_fake(switches: Switches) -> (Shared, SocketAddr) {
+    let fake = Arc::new(Fake {
+        issues: issues(),
+        switches: Mutex::new(switches),
+        log: Mutex::default(),
+    });
+    let app = Router::new()
+        .route("/rest/api/3/search/jql", get(search))
+        .route("/rest/api/3/issue/{key}/changelog", get(changelog))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (fake, address)
+}
+
+fn jira_config(address: SocketAddr) -> JiraConfig {
+    JiraConfig {
+        url: format!("http://{address}"),
+        email: EMAIL.into(),
+        token: TOKEN.into(),
+        projects: vec!["PAY".into(), "OPS".into()],
+        story_points_field: "customfield_10016".into(),
+        page_size: 3,
+        retry_base_ms: 1,
+        ..JiraConfig::default()
+    }
+}
+
+async fn sync(store: &Store, config: &JiraConfig) -> flowmeter_ingest::SyncOutcome {
+    flowmeter_ingest::jira::sync(store, config, &LogProgress)
+        .await
+        .expect("sync")
+}
+
+#[tokio::test]
+async fn a_full_sync_then_an_unchanged_one() {
+    on_both(|store| async move {
+        let (fake, address) = start_fake(Switches::default()).await;
+        let config = jira_config(address);
+        let outcome = sync(&store, &config).await;
+        assert!(outcome.ok(), "{outcome:?}");
+        let r = &outcome.resources[0];
+        // 9 issues in pages of 3; 8 normalize (plus OPS-1's incident), PAY-99 is a warning.
+        assert_eq!((r.pages, r.records), (3, 9));
+        assert_eq!(r.warnings, ["PAY-99: no issue type"]);
+        let loaded = store.load().await.unwrap();
+        assert_eq!(loaded.issues.len(), 8);
+        let pay1 = loaded.issues.iter().find(|i| i.key == "PAY-1").unwrap();
+        let moves: Vec<&str> = pay1.transitions.iter().map(|t| t.to.as_str()).collect();
+        assert_eq!(
+            moves,
+            ["In Progress", "In Review", "Done"],
+            "every changelog page was read"
+        );
+        assert_eq!(pay1.story_points, Some(3.0));
+        assert_eq!(loaded.incidents.len(), 1);
+        assert_eq!(loaded.incidents[0].service.as_deref(), Some("OPS"));
+        assert_eq!(
+            loaded.incidents[0].created_at.to_rfc3339(),
+            "2024-03-09T08:00:00+00:00"
+        );
+        let raw = store.raw_payloads("jira").await.unwrap();
+        assert_eq!(
+            raw.len(),
+            9,
+            "every issue's raw body is kept, the unreadable one too"
+        );
+        assert!(
+            fake.log
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.starts_with("changelog PAY-1 startAt=Some(\"2\")"))
+        );
+
+        // Unchanged: asks only for what changed since the cursor (with overlap), writes nothing.
+        fake.log.lock().unwrap().clear();
+        let again = sync(&store, &config).await;
+        assert_eq!(again.resources[0].changed, 0);
+        let log = fake.log.lock().unwrap().clone();
+        // The latest update (OPS-1, 10:30 UTC on the 9th) less a day of overlap.
+        assert!(
+            log[0].contains("updated >= \"2024/03/08 10:30\""),
+            "{log:?}"
+        );
+        assert_eq!(store.load().await.unwrap(), loaded);
+        // Replay normalizes the archive again without calling Jira.
+        fake.log.lock().unwrap().clear();
+        let replayed = flowmeter_ingest::jira::replay(&store, &config)
+            .await
+            .unwrap();
+        assert_eq!(
+            (replayed.resources[0].records, replayed.resources[0].changed),
+            (9, 0)
+        );
+        assert!(fake.log.lock().unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_retried_to_the_same_store() {
+    let clean = TestDb::sqlite().await;
+    let (fake, address) = start_fake(Switches::default()).await;
+    assert!(sync(&clean.store, &jira_config(address)).await.ok());
+    let expected = clean.store.load().await.unwrap();
+
+    let faulty = TestDb::sqlite().await;
+    fake.log.lock().unwrap().clear();
+    *fake.switches.lock().unwrap() = Switches {
+        rate_limited: [2, 3].into(),
+        fail_every: Some(4),
+        stall_at: None,
+    };
+    let outcome = sync(&faulty.store, &jira_config(address)).await;
+    assert!(outcome.ok(), "{outcome:?}");
+    assert_eq!(faulty.store.load().await.unwrap(), expected);
+    assert!(fake.log.lock().unwrap().len() > 20, "faults cost retries");
+
+    // A site that keeps failing: the resource fails and says why.
+    let switches = Switches {
+        fail_every: Some(1),
+        ..Switches::default()
+    };
+    let (_, address) = start_fake(switches).await;
+    let config = JiraConfig {
+        max_attempts: 3,
+        ..jira_config(address)
+    };
+    let outcome = sync(&faulty.store, &config).await;
+    assert!(!outcome.ok());
+    let error = outcome.resources[0].error.clone().unwrap();
+    assert!(error.contains("gave up after 3 attempts"), "{error}");
+    clean.finish().await;
+    faulty.finish().await;
+}
+
+fn write_config(dir: &std::path::Path, address: SocketAddr) -> std::path::PathBuf {
+    let path = dir.join("flowmeter.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[jira]\nurl = \"http://{address}\"\nemail = \"{EMAIL}\"\nprojects = [\"PAY\", \"OPS\"]\n\
+             story_points_field = \"customfield_10016\"\npage_size = 3\nretry_base_ms = 1\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn flowmeter_sync(db: &str, config: &std::path::Path, token: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flowmeter"));
+    command
+        .args(["-vv", "sync", "jira", "--db", db, "--config"])
+        .arg(config)
+        .env("FLOWMETER_JIRA_TOKEN", token)
+        .env("FLOWMETER_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+#[tokio::test]
+async fn a_killed_sync_resumes_to_the_same_store_and_the_token_never_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = TestDb::sqlite().await;
+    let (fake, address) = start_fake(Switches::default()).await;
+    assert!(sync(&clean.store, &jira_config(address)).await.ok());
+    let expected = clean.store.load().await.unwrap();
+
+    // The third page stalls; once it is asked for, the process is killed.
+    fake.log.lock().unwrap().clear();
+    fake.switches.lock().unwrap().stall_at = Some(6);
+    let config = write_config(dir.path(), address);
+    let db = format!("sqlite://{}", dir.path().join("killed.db").display());
+    let mut child = flowmeter_sync(&db, &config, TOKEN).spawn().unwrap();
+    loop {
+        if fake
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("offset-6"))
+        {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sync ended before the stalled page"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap();
+    let killed = child.wait_with_output().unwrap();
+    let partial = Store::open(&db).await.unwrap();
+    let before = partial.load().await.unwrap();
+    assert!(
+        !before.issues.is_empty() && before.issues.len() < expected.issues.len(),
+        "killed mid-way"
+    );
+
+    fake.switches.lock().unwrap().stall_at = None;
+    let resumed = tokio::task::spawn_blocking({
+        let (db, config) = (db.clone(), config.clone());
+        move || flowmeter_sync(&db, &config, TOKEN).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert_eq!(partial.load().await.unwrap(), expected);
+
+    // A wrong token: the sync fails, and neither token appears anywhere in what it printed.
+    let wrong = "wrong-token-77c1e0d9";
+    let refused = tokio::task::spawn_blocking({
+        let (db, config) = (db.clone(), config.clone());
+        move || flowmeter_sync(&db, &config, wrong).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!refused.status.success());
+    let refused_err = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(refused_err.contains("401"), "{refused_err}");
+    for output in [&killed, &resumed, &refused] {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            !all.contains(TOKEN) && !all.contains(wrong),
+            "a token leaked: {all}"
+        );
+        assert!(
+            !all.contains(&base64(format!("{EMAIL}:{TOKEN}").as_bytes())),
+            "the basic credentials leaked"
+        );
+    }
+    partial.close().await;
+    clean.finish().await;
+}

@@ -1,0 +1,53 @@
+//! Flowmeter's connectors. Each one is a client that fetches pages, a pure `normalize` from a
+//! raw payload to import-format records (plus warnings for what it could not read), and the
+//! shared loop: retries with backoff, raw payloads archived under deterministic ids, records
+//! written through the same store path as `flowmeter import`, and a cursor that moves only
+//! after the records it covers are committed.
+
+pub mod jira;
+pub mod retry;
+
+/// What one resource's sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceOutcome {
+    pub resource: String,
+    pub pages: u64,
+    pub records: u64,
+    pub changed: u64,
+    /// Payloads (or parts) that could not be normalized; their raw bodies are kept.
+    pub warnings: Vec<String>,
+    /// Why the resource stopped before the end, if it did.
+    pub error: Option<String>,
+}
+
+/// What a whole sync did; it succeeded when no resource failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncOutcome {
+    pub resources: Vec<ResourceOutcome>,
+}
+
+impl SyncOutcome {
+    pub fn ok(&self) -> bool {
+        self.resources.iter().all(|r| r.error.is_none())
+    }
+}
+
+/// Where a sync reports progress: a bar on a terminal, log lines elsewhere.
+pub trait Progress: Send + Sync {
+    fn page(&self, resource: &str, pages: u64, records: u64);
+    fn waiting(&self, resource: &str, why: &str, seconds: f64);
+}
+
+/// Progress as log lines.
+#[derive(Debug, Default)]
+pub struct LogProgress;
+
+impl Progress for LogProgress {
+    fn page(&self, resource: &str, pages: u64, records: u64) {
+        tracing::info!(resource, pages, records, "synced a page");
+    }
+
+    fn waiting(&self, resource: &str, why: &str, seconds: f64) {
+        tracing::warn!(resource, why, seconds, "waiting before retrying");
+    }
+}
