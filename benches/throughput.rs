@@ -296,6 +296,26 @@ fn engine(c: &mut Criterion) {
     group.bench_function("dora_full_range", |b| {
         b.iter(|| black_box(snapshot.dora(window, &Scope::default()).expect("report")))
     });
+    let now = chrono::Utc::now();
+    group.bench_function("stages_full_range", |b| {
+        b.iter(|| {
+            black_box(
+                snapshot
+                    .stages(window, &Scope::default(), now)
+                    .expect("stages"),
+            )
+        })
+    });
+    group.bench_function("dora_and_stages_full_range", |b| {
+        b.iter(|| {
+            black_box(snapshot.dora(window, &Scope::default()).expect("report"));
+            black_box(
+                snapshot
+                    .stages(window, &Scope::default(), now)
+                    .expect("stages"),
+            )
+        })
+    });
     group.finish();
     eprintln!(
         "heap peak while reporting (snapshot included): {}",

@@ -322,7 +322,14 @@ impl Config {
                     path if path == "." => "flowmeter.toml".to_string(),
                     path => path,
                 };
-                config_error(key, e.inner().message())
+                // Serde's messages may quote the value; under secrets they must not.
+                let secret = key.starts_with("server.tokens") || key.starts_with("jira.token");
+                let message = if secret {
+                    "is not valid here (value not shown)".to_string()
+                } else {
+                    e.inner().message().to_string()
+                };
+                config_error(key, message)
             })?;
         config.validate()?;
         Ok(config)

@@ -20,6 +20,16 @@ pub enum WindowError {
     Malformed { param: &'static str, value: String },
     #[error("from: {from} is not before to: {to}")]
     Empty { from: NaiveDate, to: NaiveDate },
+    #[error(
+        "{param}: {value} is outside the supported range ({min} to {max}, at most {max_days} days long)"
+    )]
+    OutOfRange {
+        param: &'static str,
+        value: NaiveDate,
+        min: NaiveDate,
+        max: NaiveDate,
+        max_days: i64,
+    },
 }
 
 impl WindowError {
@@ -28,14 +38,38 @@ impl WindowError {
         match self {
             WindowError::Malformed { param, .. } => param,
             WindowError::Empty { .. } => "from",
+            WindowError::OutOfRange { param, .. } => param,
         }
     }
 }
 
+/// The longest window a report covers: ten years.
+pub const MAX_DAYS: i64 = 3660;
+
 impl Window {
+    /// A window from 1970 to 9999, at most [`MAX_DAYS`] long (so that the previous window
+    /// and every computation on its days stay in range).
     pub fn new(from: NaiveDate, to: NaiveDate) -> Result<Self, WindowError> {
+        let min = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
+        let max = NaiveDate::from_ymd_opt(9999, 12, 31).expect("a date");
+        let out_of_range = |param, value| WindowError::OutOfRange {
+            param,
+            value,
+            min,
+            max,
+            max_days: MAX_DAYS,
+        };
+        if !(min..=max).contains(&from) {
+            return Err(out_of_range("from", from));
+        }
+        if !(min..=max).contains(&to) {
+            return Err(out_of_range("to", to));
+        }
         if from >= to {
             return Err(WindowError::Empty { from, to });
+        }
+        if (to - from).num_days() > MAX_DAYS {
+            return Err(out_of_range("to", to));
         }
         Ok(Window { from, to })
     }
@@ -108,5 +142,10 @@ mod tests {
         assert_eq!(err.param(), "to");
         let err = Window::parse("2024-02-01", "2024-02-01").unwrap_err();
         assert!(matches!(err, WindowError::Empty { .. }));
+        let err = Window::parse("-200000-01-01", "2024-02-01").unwrap_err();
+        assert_eq!(err.param(), "from");
+        let err = Window::parse("2000-01-01", "2024-02-01").unwrap_err();
+        assert_eq!(err.param(), "to", "longer than ten years");
+        assert!(Window::parse("2015-01-01", "2024-12-31").is_ok());
     }
 }

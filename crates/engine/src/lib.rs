@@ -246,8 +246,8 @@ impl Snapshot {
             .pulls
             .iter()
             .filter(|p| {
-                self.config
-                    .services_of_repo(&p.repo)
+                self.prepared
+                    .services_of_repo(&p.repo, &self.config)
                     .iter()
                     .any(|s| resolved.matches(Some(s), Some(&p.repo)))
             })

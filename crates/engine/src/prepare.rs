@@ -91,6 +91,18 @@ pub struct Prepared {
     pub services: BTreeSet<String>,
     /// Every pull request with its value-stream boundaries (rule S).
     pub pulls: Vec<PullRow>,
+    /// The services of each repository: where its deployments went, and the configured ones.
+    pub repo_services: HashMap<String, BTreeSet<String>>,
+}
+
+impl Prepared {
+    /// The services a repository's pull requests and incidents belong to.
+    pub fn services_of_repo(&self, repo: &str, config: &Config) -> Vec<String> {
+        match self.repo_services.get(repo) {
+            Some(services) if !services.is_empty() => services.iter().cloned().collect(),
+            _ => config.services_of_repo(repo),
+        }
+    }
 }
 
 /// A pull request with the boundaries of rule S. `b3` (merged) is `None` while it is open.
@@ -113,6 +125,8 @@ pub struct PullRow {
     pub b3: Option<Timestamp>,
     /// Deployed: the first deployment that delivered its merge commit (D2).
     pub b4: Option<Timestamp>,
+    /// The first deployment, a baseline included, whose history contains its merge commit.
+    pub in_production_at: Option<Timestamp>,
     /// Whether the store has its merge commit; without it, "not deployed yet" cannot be told
     /// from "history not imported".
     pub merge_commit_known: bool,
@@ -323,20 +337,22 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
     let mut deployments = Vec::new();
     let mut changes = Vec::new();
     let mut merge_delivered: HashMap<(&str, &str), Timestamp> = HashMap::new();
+    let mut merge_contained: HashMap<(&str, &str), Timestamp> = HashMap::new();
     for service in &service_names {
         let mut list = by_service.remove(service).unwrap_or_default();
         list.sort_by(|a, b| (a.time, &a.record.id).cmp(&(b.time, &b.record.id)));
         // Per repository of the service: what earlier deployments already contained.
         let mut contained: HashMap<&str, Vec<bool>> = HashMap::new();
         let mut previous_sha: Option<(&str, &str)> = None;
-        for candidate in &list {
+        for (position, candidate) in list.iter().enumerate() {
             let d = candidate.record;
             let graph = graphs.get(d.repo.as_str());
             let head = graph.and_then(|g| g.index.get(d.sha.as_str()).copied());
             if head.is_none() {
                 linkage.deployments_with_unknown_commit += 1;
             }
-            let baseline = !contained.contains_key(d.repo.as_str());
+            // D2: the first deployment of each service is its baseline.
+            let baseline = position == 0;
             let mut delivered: Vec<u32> = Vec::new();
             let seen = contained
                 .entry(d.repo.as_str())
@@ -351,17 +367,27 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
                     stack.extend(g.parents_of(node).iter().filter(|&&p| !seen[p as usize]));
                 }
             }
-            if !baseline && let Some(g) = graph {
+            if let Some(g) = graph {
                 for &node in &delivered {
                     let sha = sha_of(g, node);
                     if pulls
                         .get(d.repo.as_str())
                         .is_some_and(|p| p.by_merge_commit.contains_key(sha))
                     {
-                        merge_delivered
-                            .entry((d.repo.as_str(), sha))
-                            .and_modify(|t: &mut Timestamp| *t = (*t).min(candidate.time))
+                        // Any deployment, the baseline too, puts it in production; only a
+                        // later one delivers it (D2).
+                        let key = (d.repo.as_str(), sha);
+                        let earliest = |t: &mut Timestamp| *t = (*t).min(candidate.time);
+                        merge_contained
+                            .entry(key)
+                            .and_modify(earliest)
                             .or_insert(candidate.time);
+                        if !baseline {
+                            merge_delivered
+                                .entry(key)
+                                .and_modify(earliest)
+                                .or_insert(candidate.time);
+                        }
                     }
                 }
             }
@@ -370,13 +396,18 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
             if !baseline && let Some(g) = graph {
                 let seen = &contained[d.repo.as_str()];
                 delivered.sort_unstable();
-                for node in delivered {
+                for &node in &delivered {
                     if !g.is_change[node as usize] {
                         continue;
                     }
                     let sha = sha_of(g, node);
+                    let walk = Walk {
+                        head: head.expect("a walk has a head"),
+                        new: &delivered,
+                        seen,
+                    };
                     let (start, squash_of) =
-                        change_start(g, node, sha, pulls.get(d.repo.as_str()), seen);
+                        change_start(g, node, sha, pulls.get(d.repo.as_str()), &walk);
                     let is_fix = classifier.is_fix(
                         g.subjects[node as usize],
                         pulls.get(d.repo.as_str()).and_then(|p| pull_of(p, sha)),
@@ -427,7 +458,35 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
         }
     }
 
-    let incidents = attribute_incidents(&dataset.incidents, &mut deployments, config, &mut linkage);
+    // The services of a repository: those its counted deployments went to, and the configured
+    // ones (or the repository itself when none is).
+    let mut repo_services: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for d in &deployments {
+        repo_services
+            .entry(d.repo.clone())
+            .or_default()
+            .insert(d.service.clone());
+    }
+    for repo in dataset
+        .pull_requests
+        .iter()
+        .map(|p| &p.repo)
+        .chain(dataset.incidents.iter().filter_map(|i| i.repo.as_ref()))
+    {
+        if !repo_services.contains_key(repo) {
+            repo_services.insert(repo.clone(), BTreeSet::new());
+        }
+    }
+    for (repo, services) in repo_services.iter_mut() {
+        services.extend(config.services_of_repo(repo));
+    }
+    let incidents = attribute_incidents(
+        &dataset.incidents,
+        &mut deployments,
+        &repo_services,
+        config,
+        &mut linkage,
+    );
 
     let mut repos: BTreeSet<String> = BTreeSet::new();
     repos.extend(dataset.commits.iter().map(|c| c.repo.clone()));
@@ -457,6 +516,7 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
                 pr,
                 graphs.get(pr.repo.as_str()),
                 &merge_delivered,
+                &merge_contained,
                 config,
                 &classifier,
                 &issues_by_key,
@@ -473,6 +533,7 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
         repos,
         services,
         pulls,
+        repo_services,
     }
 }
 
@@ -511,7 +572,7 @@ pub(crate) fn tracker_hours(
             totals[slot] += hours(since, t.at);
         }
         group = config.stages.group_of(&t.to);
-        started |= group != StatusGroup::Backlog;
+        started |= group == StatusGroup::InProgress;
         since = t.at;
     }
     let slot = match (started, group) {
@@ -530,6 +591,7 @@ fn pull_row(
     pr: &PullRequest,
     graph: Option<&Graph>,
     merge_delivered: &HashMap<(&str, &str), Timestamp>,
+    merge_contained: &HashMap<(&str, &str), Timestamp>,
     config: &Config,
     classifier: &Classifier,
     issues: &HashMap<&str, &flowmeter_core::Issue>,
@@ -545,8 +607,6 @@ fn pull_row(
         .reviews
         .iter()
         .filter(|r| Some(&r.reviewer) != pr.author.as_ref() && !config.is_bot(&r.reviewer))
-        // A review after the merge reviewed nothing that waited for it.
-        .filter(|r| pr.merged_at.is_none_or(|merged| r.submitted_at <= merged))
         .map(|r| r.submitted_at.max(b1))
         .min();
     let merge_commit_known = pr
@@ -581,6 +641,12 @@ fn pull_row(
         first_review,
         b3: pr.merged_at,
         b4,
+        in_production_at: match (pr.merged_at, &pr.merge_commit_sha) {
+            (Some(_), Some(sha)) => merge_contained
+                .get(&(pr.repo.as_str(), sha.as_str()))
+                .copied(),
+            _ => None,
+        },
         merge_commit_known,
     }
 }
@@ -601,12 +667,45 @@ fn pull_of<'p>(pulls: &PullIndex<'p>, sha: &str) -> Option<&'p PullRequest> {
 /// commit of a merged pull request none of whose own commits the deployment contains), which
 /// starts at the earliest `authored_at` of the pull request's commits, or at its `created_at`
 /// when they are unknown.
+/// What one deployment's walk saw: its head, the commits it newly contained (sorted), and
+/// everything its service's deployments contained so far.
+struct Walk<'w> {
+    head: u32,
+    new: &'w [u32],
+    seen: &'w [bool],
+}
+
+impl Walk<'_> {
+    /// Whether `node` is an ancestor of (or is) the head. The walk's new commits are; a commit
+    /// no deployment contained is not; a commit an earlier deployment contained may have been
+    /// deployed from a branch, so only a search from the head can tell.
+    fn is_ancestor(&self, g: &Graph, node: u32) -> bool {
+        if self.new.binary_search(&node).is_ok() {
+            return true;
+        }
+        if !self.seen[node as usize] {
+            return false;
+        }
+        let mut visited = vec![false; g.authored.len()];
+        let mut stack = vec![self.head];
+        while let Some(n) = stack.pop() {
+            if n == node {
+                return true;
+            }
+            if !std::mem::replace(&mut visited[n as usize], true) {
+                stack.extend(g.parents_of(n).iter().filter(|&&p| !visited[p as usize]));
+            }
+        }
+        false
+    }
+}
+
 fn change_start(
     g: &Graph,
     node: u32,
     sha: &str,
     pulls: Option<&PullIndex>,
-    contained: &[bool],
+    walk: &Walk,
 ) -> (Timestamp, Option<u64>) {
     let own = g.authored[node as usize];
     let Some(pr) = pulls.and_then(|p| p.by_merge_commit.get(sha)) else {
@@ -617,7 +716,7 @@ fn change_start(
         .iter()
         .filter_map(|c| g.index.get(c.as_str()).copied())
         .collect();
-    if known.iter().any(|&n| contained[n as usize]) {
+    if known.iter().any(|&n| walk.is_ancestor(g, n)) {
         return (own, None);
     }
     let start = known
@@ -647,6 +746,7 @@ fn reverts(subject: &str, message: &str, prev_sha: &str, prev_subject: Option<&s
 fn attribute_incidents(
     incidents: &[Incident],
     deployments: &mut [DeploymentRow],
+    repo_services: &HashMap<String, BTreeSet<String>>,
     config: &Config,
     linkage: &mut Linkage,
 ) -> Vec<IncidentRow> {
@@ -662,7 +762,10 @@ fn attribute_incidents(
     for incident in incidents {
         let services: Vec<String> = match (&incident.service, &incident.repo) {
             (Some(s), _) => vec![s.clone()],
-            (None, Some(repo)) => config.services_of_repo(repo),
+            (None, Some(repo)) => repo_services
+                .get(repo)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_else(|| config.services_of_repo(repo)),
             (None, None) => Vec::new(),
         };
         let in_scope = |d: &DeploymentRow| services.contains(&d.service);

@@ -206,7 +206,7 @@ pub fn stages(
         }
         match p.b3 {
             Some(merged) if merged <= at => {
-                if p.merge_commit_known && p.b4.is_none_or(|deployed| deployed > at) {
+                if p.merge_commit_known && p.in_production_at.is_none_or(|deployed| deployed > at) {
                     wip.merged_not_deployed.push(item(p, merged));
                 }
             }

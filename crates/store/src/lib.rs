@@ -162,6 +162,15 @@ pub struct Cursor {
     pub etag: Option<String>,
 }
 
+/// When a connector's cursor for one scope and resource last moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorStatus {
+    pub source: String,
+    pub scope: String,
+    pub resource: String,
+    pub updated_at: Timestamp,
+}
+
 /// A raw API response body, kept so normalization can be replayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawPayload {
@@ -173,18 +182,30 @@ pub struct RawPayload {
     pub body: String,
 }
 
-/// A database URL with any password replaced, for messages and logs.
+/// A database URL with any password replaced and its query dropped, for messages and logs.
+/// Text that is not a URL is not echoed at all.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+        return "(not a URL)".to_string();
     };
-    match rest.split_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
+    let rest = rest.split('?').next().unwrap_or_default();
+    let (authority, path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    // The user information ends at the last '@' of the authority (passwords may hold '@').
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
             let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
+            if userinfo.contains(':') {
+                format!("{user}:***@{host}")
+            } else {
+                format!("{user}@{host}")
+            }
         }
-        _ => url.to_string(),
-    }
+        None => authority.to_string(),
+    };
+    format!("{scheme}://{authority}{path}")
 }
 
 impl Store {
@@ -375,6 +396,26 @@ impl Store {
         .map_err(query_error("read the store generation"))
     }
 
+    /// Every sync cursor with when it last moved, for sync status.
+    pub async fn cursors(&self) -> Result<Vec<CursorStatus>> {
+        type Row = (String, String, String, Timestamp);
+        let sql = "SELECT source, scope, resource, updated_at FROM sync_cursors ORDER BY source, scope, resource";
+        let rows: Vec<Row> = match self {
+            Store::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+            Store::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+        }
+        .map_err(query_error("read sync cursors"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(source, scope, resource, updated_at)| CursorStatus {
+                source,
+                scope,
+                resource,
+                updated_at,
+            })
+            .collect())
+    }
+
     pub async fn cursor(
         &self,
         source: &str,
@@ -456,5 +497,31 @@ impl Store {
                 },
             )
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_survive_redaction() {
+        let cases = [
+            ("postgres://app:secret@db/x", "postgres://app:***@db/x"),
+            ("postgres://app:p@ss@db/x", "postgres://app:***@db/x"),
+            (
+                "postgres://app@db/x?password=secret&sslmode=require",
+                "postgres://app@db/x",
+            ),
+            (
+                "postgres:///flowmeter?host=/var/run/postgresql",
+                "postgres:///flowmeter",
+            ),
+            ("sqlite://flowmeter.db", "sqlite://flowmeter.db"),
+            ("app:secret@db/x", "(not a URL)"),
+        ];
+        for (url, redacted) in cases {
+            assert_eq!(redact_url(url), redacted, "{url}");
+        }
     }
 }

@@ -270,7 +270,10 @@ pub async fn pull_requests(
         })
         .filter(|p| {
             // A pull request belongs to every service of its repository.
-            let services = view.snapshot.config().services_of_repo(&p.repo);
+            let services = view
+                .snapshot
+                .prepared
+                .services_of_repo(&p.repo, view.snapshot.config());
             services
                 .iter()
                 .any(|s| scope.matches(Some(s), Some(&p.repo)))
@@ -330,7 +333,29 @@ fn parse_push(kind: RecordKind, body: &Bytes) -> Result<Vec<flowmeter_core::Reco
         .collect()
 }
 
-async fn push(state: AppState, kind: RecordKind, body: Bytes) -> Result<Response, ApiError> {
+async fn push(
+    state: AppState,
+    kind: RecordKind,
+    headers: &axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    // Only JSON: a browser cannot send it cross-site without a preflight, so a page the
+    // operator visits cannot push records into an unguarded local server.
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json {
+        return Err(ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            param: Some("content-type".into()),
+            message: "send the records as application/json".into(),
+        });
+    }
     let records = parse_push(kind, &body)?;
     let summary = state
         .store()
@@ -354,17 +379,19 @@ async fn push(state: AppState, kind: RecordKind, body: Bytes) -> Result<Response
 /// `POST /api/v1/deployments`: deployment records in the import format.
 pub async fn push_deployments(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    push(state, RecordKind::Deployments, body).await
+    push(state, RecordKind::Deployments, &headers, body).await
 }
 
 /// `POST /api/v1/incidents`: incident records in the import format.
 pub async fn push_incidents(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    push(state, RecordKind::Incidents, body).await
+    push(state, RecordKind::Incidents, &headers, body).await
 }
 
 /// A CSV cell; text that a spreadsheet would run as a formula is prefixed with `'`.

@@ -290,7 +290,9 @@ pub async fn overview(
         let s = &view.snapshot;
         let now = s.dora(window, &scope)?;
         let before = s.dora(window.previous(), &scope)?;
-        let weeks: Vec<Window> = (0..window.days() / 7)
+        // At most the last two years of weeks in a sparkline.
+        let whole_weeks = window.days() / 7;
+        let weeks: Vec<Window> = (whole_weeks.saturating_sub(104)..whole_weeks)
             .map(|w| {
                 let from = window.from + chrono::Duration::days(w * 7);
                 Window {
@@ -588,8 +590,9 @@ pub async fn pull_requests(
         })
         .filter(|p| !p.draft || p.ready_at.is_some_and(|t| t < at))
         .filter(|p| {
-            config
-                .services_of_repo(&p.repo)
+            view.snapshot
+                .prepared
+                .services_of_repo(&p.repo, config)
                 .iter()
                 .any(|s| scope.matches(Some(s), Some(&p.repo)))
         })

@@ -29,7 +29,11 @@ pub struct Metrics {
 
 pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    // A fixed set of labels: arbitrary methods must not grow the metrics without bound.
+    let method = match request.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST") => m.to_string(),
+        _ => "OTHER".to_string(),
+    };
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -52,6 +56,7 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    let cursors = state.store().cursors().await;
     let mut out = String::new();
     out.push_str("# HELP flowmeter_http_requests_total HTTP requests answered.\n");
     out.push_str("# TYPE flowmeter_http_requests_total counter\n");
@@ -123,6 +128,32 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             out,
             "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
         );
+    }
+    // Sync status: how long ago each connector's cursor last moved.
+    out.push_str(
+        "# HELP flowmeter_sync_cursor_age_seconds Seconds since a connector's cursor last moved.\n",
+    );
+    out.push_str("# TYPE flowmeter_sync_cursor_age_seconds gauge\n");
+    match cursors {
+        Ok(cursors) => {
+            let now = chrono::Utc::now();
+            let label = |v: &str| {
+                v.replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n")
+            };
+            for c in cursors {
+                let age = (now - c.updated_at).num_milliseconds() as f64 / 1000.0;
+                let _ = writeln!(
+                    out,
+                    "flowmeter_sync_cursor_age_seconds{{source=\"{}\",scope=\"{}\",resource=\"{}\"}} {age}",
+                    label(&c.source),
+                    label(&c.scope),
+                    label(&c.resource)
+                );
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "reading sync cursors for /metrics failed"),
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -190,3 +190,15 @@ fn demo_builds_a_store_and_prints_its_report() {
     assert!(!stderr.contains("importing"), "{stderr}");
     assert_eq!(stdout, again);
 }
+
+#[test]
+fn serve_refuses_to_expose_an_unguarded_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("fm.db").display());
+    let (ok, _, stderr) = run(flowmeter().args(["serve", "--db", &db, "--listen", "0.0.0.0:0"]));
+    assert!(!ok);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without API tokens"),
+        "{stderr}"
+    );
+}

@@ -75,6 +75,13 @@ fn org() -> Org {
             "2024-03-03T00:00:00Z",
             json!({"closed_at": "2024-03-04T00:00:00Z"}),
         ),
+        // Merged before the first deployment, which is a baseline: in production, though no
+        // deployment delivered it, so it is not waiting to be deployed.
+        pr(
+            9,
+            "2024-02-19T00:00:00Z",
+            json!({"merged_at": "2024-02-20T00:00:00Z", "merge_commit_sha": "c1"}),
+        ),
         // Merged in the previous window: one hour of pickup, one of review.
         pr(
             8,

@@ -187,6 +187,12 @@ async fn pushed_records_are_validated_then_written_and_shown() {
         assert_eq!(report["change_failure_rate"]["failed"], 2);
         assert_eq!(report["recovery_time"]["open"], 1);
 
+        let plain = Request::post("/api/v1/incidents")
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::from(incident.to_string()))
+            .unwrap();
+        let (status, body) = send(&state, plain).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "a cross-site form cannot push: {body}");
         let oversized = format!("[{}]", vec![good.to_string(); 40_000].join(","));
         let (status, _) = post(&state, "/api/v1/deployments", &oversized, None).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -332,6 +338,23 @@ async fn pages_show_the_numbers_and_their_receipts() {
     let (_, metrics) = get(&state, "/metrics").await;
     assert!(metrics.contains("flowmeter_http_requests_total{method=\"GET\",route=\"/export/dora.csv\",status=\"200\"} 1"), "{metrics}");
     assert!(metrics.contains("flowmeter_snapshot_age_seconds"));
+    db.store
+        .set_cursor(
+            "jira",
+            "https://acme.atlassian.net",
+            "issues",
+            &flowmeter_store::Cursor {
+                cursor: None,
+                etag: None,
+            },
+        )
+        .await
+        .unwrap();
+    let (_, metrics) = get(&state, "/metrics").await;
+    assert!(
+        metrics.contains("flowmeter_sync_cursor_age_seconds{source=\"jira\",scope=\"https://acme.atlassian.net\",resource=\"issues\"}"),
+        "{metrics}"
+    );
     db.finish().await;
 }
 
@@ -436,6 +459,10 @@ fn chromium() -> Option<PathBuf> {
 }
 
 fn browse(chromium: &Path, url: &str, screenshot: &Path) -> String {
+    browse_at(chromium, url, screenshot, "1280,1600")
+}
+
+fn browse_at(chromium: &Path, url: &str, screenshot: &Path, size: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
     let flags = [
         "--headless",
@@ -446,10 +473,11 @@ fn browse(chromium: &Path, url: &str, screenshot: &Path) -> String {
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        "--window-size=1280,1600",
     ];
+    let window = format!("--window-size={size}");
     let shot = Command::new(chromium)
         .args(flags)
+        .arg(&window)
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("--screenshot={}", screenshot.display()))
         .arg(url)
@@ -462,6 +490,7 @@ fn browse(chromium: &Path, url: &str, screenshot: &Path) -> String {
     );
     let dom = Command::new(chromium)
         .args(flags)
+        .arg(&window)
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg("--dump-dom")
         .arg(url)
@@ -514,11 +543,26 @@ async fn a_browser_sees_the_numbers_the_api_gives() {
                 ("value-stream", format!("{base}/value-stream?{WINDOW}")),
             ]
             .map(|(name, url)| browse(&chromium, &url, &artifacts.join(format!("{name}.png"))))
+            .into_iter()
+            .chain([browse_at(
+                &chromium,
+                &format!("{base}/?{WINDOW}"),
+                &artifacts.join("overview-phone.png"),
+                "390,844",
+            )])
+            .collect::<Vec<_>>()
         }
     })
     .await
     .unwrap();
-    let [overview, receipt, deployments, value_stream] = &pages;
+    let [overview, receipt, deployments, value_stream, phone] = &pages[..] else {
+        panic!("five pages")
+    };
+    assert_eq!(
+        shown(phone, "lead-time"),
+        shown(overview, "lead-time"),
+        "the phone layout shows the same numbers"
+    );
     let bottleneck = stages_api["bottleneck"]["stage"].as_str().unwrap();
     assert!(
         value_stream.contains(&format!("The bottleneck is {bottleneck}")),
@@ -564,7 +608,13 @@ async fn a_browser_sees_the_numbers_the_api_gives() {
         "{receipt}"
     );
     assert!(deployments.contains("1004"));
-    for name in ["overview", "receipt", "deployments", "value-stream"] {
+    for name in [
+        "overview",
+        "receipt",
+        "deployments",
+        "value-stream",
+        "overview-phone",
+    ] {
         let png = std::fs::read(artifacts.join(format!("{name}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{name}.png is a PNG");
     }

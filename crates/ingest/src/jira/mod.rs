@@ -190,7 +190,14 @@ async fn complete_changelog(
             .await?;
         let got = page.values.len() as u64;
         histories.extend(page.values);
-        start_at = page.start_at + got;
+        let next = page.start_at + got;
+        if got > 0 && next <= start_at {
+            return Err(format!(
+                "Jira sent the changelog of {key} from {} again",
+                page.start_at
+            ));
+        }
+        start_at = next;
         let done =
             page.is_last.unwrap_or(false) || got == 0 || page.total.is_some_and(|t| start_at >= t);
         if done {
@@ -350,7 +357,12 @@ pub async fn sync(
             }
         }
         progress.page(RESOURCE, outcome.pages, outcome.records);
+        let previous = next.take();
         next = page.next_page_token.filter(|t| !t.is_empty());
+        if next.is_some() && next == previous {
+            outcome.error = Some("Jira sent the same page token twice".into());
+            break;
+        }
         if page.is_last.unwrap_or(next.is_none()) || next.is_none() {
             break;
         }
