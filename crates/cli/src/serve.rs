@@ -35,9 +35,12 @@ pub fn check_exposure(
 
 pub async fn run(store: Store, config: Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     check_exposure(args.listen, &config, args.insecure_no_auth)?;
+    let unguarded = config.server.tokens.is_empty();
     let state = flowmeter_web::AppState::new(store, config)
         .await
         .context("prepare the first snapshot")?;
+    // Unguarded on loopback: refuse requests addressed to other names (DNS rebinding).
+    state.loopback_only(unguarded && args.listen.ip().is_loopback());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listen on {}", args.listen))?;

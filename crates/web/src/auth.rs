@@ -73,3 +73,64 @@ pub async fn require_token(
     }
     next.run(request).await
 }
+
+/// Whether a `Host` header names this machine: `localhost`, `127.0.0.1` or `[::1]`, any port.
+pub fn is_local_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "localhost" | "127.0.0.1" | "::1"
+    )
+}
+
+/// Refuses requests addressed to another name while serving an unguarded API on loopback.
+pub async fn require_local_host(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if state.is_loopback_only()
+        && let Some(host) = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+        && !is_local_host(host)
+    {
+        return ApiError {
+            status: StatusCode::MISDIRECTED_REQUEST,
+            param: Some("host".into()),
+            message: "this server answers only requests addressed to localhost".into(),
+        }
+        .into_response();
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local_host;
+
+    #[test]
+    fn only_this_machine_by_name() {
+        for host in [
+            "localhost",
+            "localhost:3000",
+            "127.0.0.1:3000",
+            "[::1]:3000",
+            "LOCALHOST",
+        ] {
+            assert!(is_local_host(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:3000",
+            "127.0.0.1.evil.example",
+            "[::2]:80",
+        ] {
+            assert!(!is_local_host(host), "{host}");
+        }
+    }
+}

@@ -91,6 +91,10 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            auth::require_local_host,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             telemetry::record,
         ))
         .layer(axum::extract::DefaultBodyLimit::disable())

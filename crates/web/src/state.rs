@@ -67,6 +67,8 @@ struct Inner {
     current: RwLock<Arc<View>>,
     rebuild: tokio::sync::Mutex<()>,
     metrics: Metrics,
+    /// Answer only requests addressed to this machine by name (see [`AppState::loopback_only`]).
+    loopback_only: std::sync::atomic::AtomicBool,
 }
 
 async fn build_view(store: &Store, config: &Config) -> Result<View, StateError> {
@@ -111,8 +113,23 @@ impl AppState {
                 current: RwLock::new(Arc::new(view)),
                 rebuild: tokio::sync::Mutex::new(()),
                 metrics: Metrics::default(),
+                loopback_only: std::sync::atomic::AtomicBool::new(false),
             }),
         })
+    }
+
+    /// Serving an unguarded API on a loopback address: requests whose `Host` is not this machine
+    /// (a DNS-rebinding page in the operator's browser) are refused.
+    pub fn loopback_only(&self, on: bool) {
+        self.inner
+            .loopback_only
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_loopback_only(&self) -> bool {
+        self.inner
+            .loopback_only
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The current view; never waits for a rebuild.

@@ -438,6 +438,19 @@ async fn the_real_server_on_postgres() {
     assert_eq!(body.trim_end(), expected.trim_end());
     let (status, _) = http_get(&address, "/readyz");
     assert_eq!(status, 200);
+    // Unguarded on loopback: a page that rebinds a foreign name to 127.0.0.1 is refused.
+    let answer = {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "GET /api/v1/dora?{WINDOW} HTTP/1.1\r\nHost: rebind.example:80\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).unwrap();
+        String::from_utf8_lossy(&head).into_owned()
+    };
+    assert_eq!(answer, "HTTP/1.1 421", "a foreign Host is refused");
     stop(child);
     db.finish().await;
 }
