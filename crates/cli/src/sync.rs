@@ -7,53 +7,85 @@ use std::process::ExitCode;
 use flowmeter_core::Config;
 use flowmeter_ingest::{Progress, SyncOutcome};
 use flowmeter_store::Store;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 #[derive(Debug, Clone, Copy, clap::Subcommand)]
 pub enum Source {
     /// Jira issues with their full status history (see `[jira]` in flowmeter.toml).
     Jira,
+    /// GitHub commits, pull requests, deployments and incident issues (see `[github]`).
+    Github,
 }
 
-/// A spinner per resource on a terminal; plain lines on anything else.
-struct ConsoleProgress {
-    bar: Option<ProgressBar>,
+/// A bar per repository and resource on a terminal; plain lines on anything else.
+pub(crate) struct ConsoleProgress {
+    bars: Option<(MultiProgress, Mutex<HashMap<String, ProgressBar>>)>,
 }
 
 impl ConsoleProgress {
-    fn new() -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
-            );
-            bar.enable_steady_tick(std::time::Duration::from_millis(120));
-            bar
+    pub(crate) fn new() -> Self {
+        let bars = std::io::stderr().is_terminal().then(|| {
+            (
+                MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                Mutex::new(HashMap::new()),
+            )
         });
-        ConsoleProgress { bar }
+        ConsoleProgress { bars }
+    }
+
+    fn show(&self, resource: &str, message: String) {
+        match &self.bars {
+            Some((multi, bars)) => {
+                let mut bars = bars.lock().expect("not poisoned");
+                let bar = bars.entry(resource.to_string()).or_insert_with(|| {
+                    let bar = multi.add(ProgressBar::new_spinner());
+                    bar.set_style(
+                        ProgressStyle::with_template("{spinner} {prefix}: {msg} {elapsed}")
+                            .expect("valid template"),
+                    );
+                    bar.set_prefix(resource.to_string());
+                    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                    bar
+                });
+                bar.set_message(message);
+            }
+            None => eprintln!("{resource}: {message}"),
+        }
+    }
+
+    pub(crate) fn finish(&self) {
+        if let Some((_, bars)) = &self.bars {
+            for bar in bars.lock().expect("not poisoned").values() {
+                bar.finish();
+            }
+        }
     }
 }
 
 impl Progress for ConsoleProgress {
     fn page(&self, resource: &str, pages: u64, records: u64) {
-        match &self.bar {
-            Some(bar) => bar.set_message(format!("{resource}: {pages} pages, {records} records")),
-            None => eprintln!("{resource}: {pages} pages, {records} records"),
-        }
+        self.show(resource, format!("{pages} pages, {records} records"));
     }
 
     fn waiting(&self, resource: &str, why: &str, seconds: f64) {
-        match &self.bar {
-            Some(bar) => bar.set_message(format!("{resource}: {why}; retrying in {seconds:.1} s")),
-            None => eprintln!("{resource}: {why}; retrying in {seconds:.1} s"),
-        }
+        self.show(resource, format!("{why}; retrying in {seconds:.1} s"));
     }
 }
 
 fn summarize(source: &str, outcome: &SyncOutcome) -> ExitCode {
     for r in &outcome.resources {
+        let requests = if r.requests > 0 {
+            format!(
+                ", {} requests ({} not modified)",
+                r.requests, r.not_modified
+            )
+        } else {
+            String::new()
+        };
         eprintln!(
-            "{source} {}: {} pages, {} records, {} new or changed, {} warnings",
+            "{source} {}: {} pages, {} records, {} new or changed, {} warnings{requests}",
             r.resource,
             r.pages,
             r.records,
@@ -84,16 +116,31 @@ fn jira_config(config: &Config) -> flowmeter_core::config::JiraConfig {
     jira
 }
 
+pub(crate) fn github_config(config: &Config) -> flowmeter_core::config::GithubConfig {
+    let mut github = config.github.clone();
+    if github.token.is_empty()
+        && let Ok(token) = std::env::var("GITHUB_TOKEN")
+    {
+        github.token = token;
+    }
+    github
+}
+
 pub async fn sync(store: &Store, config: &Config, source: Source) -> anyhow::Result<ExitCode> {
     match source {
         Source::Jira => {
             let progress = ConsoleProgress::new();
             let outcome =
                 flowmeter_ingest::jira::sync(store, &jira_config(config), &progress).await?;
-            if let Some(bar) = &progress.bar {
-                bar.finish_and_clear();
-            }
+            progress.finish();
             Ok(summarize("jira", &outcome))
+        }
+        Source::Github => {
+            let progress = ConsoleProgress::new();
+            let outcome =
+                flowmeter_ingest::github::sync(store, &github_config(config), &progress).await?;
+            progress.finish();
+            Ok(summarize("github", &outcome))
         }
     }
 }
@@ -103,6 +150,10 @@ pub async fn replay(store: &Store, config: &Config, source: Source) -> anyhow::R
         Source::Jira => Ok(summarize(
             "jira",
             &flowmeter_ingest::jira::replay(store, &jira_config(config)).await?,
+        )),
+        Source::Github => Ok(summarize(
+            "github",
+            &flowmeter_ingest::github::replay(store, &github_config(config)).await?,
         )),
     }
 }

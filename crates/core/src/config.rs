@@ -20,6 +20,111 @@ pub struct Config {
     pub server: ServerConfig,
     pub stages: StagesConfig,
     pub jira: JiraConfig,
+    pub github: GithubConfig,
+}
+
+/// How a repository's deployments are recognised on GitHub.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentSource {
+    /// GitHub deployments and their statuses.
+    #[default]
+    Deployments,
+    /// Published releases: each one is a successful deployment of its tag's commit.
+    Releases,
+    /// Runs of named GitHub Actions workflows: each completed run is a deployment.
+    WorkflowRuns,
+}
+
+/// `[[github.deployment_sources]]`: how one repository's deployments are recognised (repositories
+/// not listed use GitHub deployments).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentSourceConfig {
+    /// `owner/name`, or a glob such as `acme/*`.
+    pub repo: String,
+    pub source: DeploymentSource,
+    /// Workflow file names (such as `deploy.yml`) or ids, for `workflow_runs`.
+    #[serde(default)]
+    pub workflows: Vec<String>,
+    /// The environment of the deployments: for `deployments`, only this environment is read;
+    /// for releases and workflow runs, the environment they deploy to (default `production`).
+    #[serde(default)]
+    pub environment: Option<String>,
+}
+
+/// `[github]`: the repositories `flowmeter sync github` reads. The token comes from this file,
+/// `FLOWMETER_GITHUB_TOKEN` or `GITHUB_TOKEN`, and never appears in logs or errors.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GithubConfig {
+    /// API base URL: `https://api.github.com`, or `https://HOST/api/v3` for GitHub Enterprise
+    /// Server.
+    pub url: String,
+    pub token: String,
+    /// Repositories to follow, as `owner/name`.
+    pub repos: Vec<String>,
+    /// Organisations whose repositories are all followed (archived ones and forks skipped).
+    pub orgs: Vec<String>,
+    /// Issues carrying any of these labels are incidents.
+    pub incident_labels: Vec<String>,
+    pub deployment_sources: Vec<DeploymentSourceConfig>,
+    /// Hours of default-branch history re-read before the cursor on each incremental sync.
+    pub overlap_hours: u32,
+    pub page_size: u32,
+    /// First retry delay in milliseconds (doubling, with jitter).
+    pub retry_base_ms: u64,
+    pub max_attempts: u32,
+    /// The longest wait for a primary rate limit to reset before the resource fails.
+    pub max_rate_limit_wait_seconds: u64,
+}
+
+impl Default for GithubConfig {
+    fn default() -> Self {
+        GithubConfig {
+            url: "https://api.github.com".into(),
+            token: String::new(),
+            repos: Vec::new(),
+            orgs: Vec::new(),
+            incident_labels: vec!["incident".into()],
+            deployment_sources: Vec::new(),
+            overlap_hours: 24,
+            page_size: 100,
+            retry_base_ms: 1000,
+            max_attempts: 6,
+            max_rate_limit_wait_seconds: 3900,
+        }
+    }
+}
+
+impl GithubConfig {
+    /// How a repository's deployments are recognised: the first matching
+    /// `[[github.deployment_sources]]` entry, else GitHub deployments of every environment.
+    pub fn deployment_source(&self, repo: &str) -> DeploymentSourceConfig {
+        self.deployment_sources
+            .iter()
+            .find(|d| d.repo == repo || glob::matches_ignore_case(&d.repo, repo))
+            .cloned()
+            .unwrap_or(DeploymentSourceConfig {
+                repo: repo.to_string(),
+                source: DeploymentSource::Deployments,
+                workflows: Vec::new(),
+                environment: None,
+            })
+    }
+}
+
+impl std::fmt::Debug for GithubConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GithubConfig")
+            .field("url", &self.url)
+            .field("token", &if self.token.is_empty() { "" } else { "***" })
+            .field("repos", &self.repos)
+            .field("orgs", &self.orgs)
+            .field("incident_labels", &self.incident_labels)
+            .field("deployment_sources", &self.deployment_sources)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How Flowmeter authenticates to Jira.
@@ -323,7 +428,9 @@ impl Config {
                     path => path,
                 };
                 // Serde's messages may quote the value; under secrets they must not.
-                let secret = key.starts_with("server.tokens") || key.starts_with("jira.token");
+                let secret = key.starts_with("server.tokens")
+                    || key.starts_with("jira.token")
+                    || key.starts_with("github.token");
                 let message = if secret {
                     "is not valid here (value not shown)".to_string()
                 } else {
@@ -404,6 +511,36 @@ impl Config {
         }
         if self.jira.max_attempts == 0 {
             return Err(config_error("jira.max_attempts", "must be at least 1"));
+        }
+        let github = &self.github;
+        if github.page_size == 0 || github.page_size > 100 {
+            return Err(config_error("github.page_size", "must be from 1 to 100"));
+        }
+        if github.max_attempts == 0 {
+            return Err(config_error("github.max_attempts", "must be at least 1"));
+        }
+        if !github.url.starts_with("http://") && !github.url.starts_with("https://") {
+            return Err(config_error(
+                "github.url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        for repo in &github.repos {
+            let parts: Vec<&str> = repo.split('/').collect();
+            if parts.len() != 2 || parts.iter().any(|p| p.trim().is_empty()) {
+                return Err(config_error(
+                    "github.repos",
+                    format!("'{repo}' is not of the form owner/name"),
+                ));
+            }
+        }
+        for (i, source) in github.deployment_sources.iter().enumerate() {
+            if source.source == DeploymentSource::WorkflowRuns && source.workflows.is_empty() {
+                return Err(config_error(
+                    format!("github.deployment_sources[{i}].workflows"),
+                    "must name at least one workflow for source = \"workflow_runs\"",
+                ));
+            }
         }
         if self.server.refresh_seconds == 0 {
             return Err(config_error("server.refresh_seconds", "must be at least 1"));
@@ -487,12 +624,15 @@ fn apply_env(
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<(), ConfigError> {
     let defaults = toml::Table::try_from(Config::default()).expect("defaults serialize");
-    for section in ["metrics", "fix", "server", "jira"] {
+    for section in ["metrics", "fix", "server", "jira", "github"] {
         let Some(toml::Value::Table(keys)) = defaults.get(section) else {
             continue;
         };
         for (key, default) in keys {
-            if key == "tokens" || matches!(default, toml::Value::Table(_)) {
+            if key == "tokens"
+                || key == "deployment_sources"
+                || matches!(default, toml::Value::Table(_))
+            {
                 continue;
             }
             let var = format!("FLOWMETER_{}_{}", section, key).to_ascii_uppercase();
@@ -671,6 +811,65 @@ mod tests {
         let err =
             Config::from_toml("[stages.status_groups]\nQA = \"testing\"", |_| None).unwrap_err();
         assert!(err.key.starts_with("stages.status_groups"), "{err}");
+    }
+
+    #[test]
+    fn github_repositories_deployment_sources_and_token() {
+        let text = r#"
+[github]
+url = "https://ghe.acme.example/api/v3"
+repos = ["acme/api", "acme/web"]
+orgs = ["acme-labs"]
+
+[[github.deployment_sources]]
+repo = "acme/web"
+source = "workflow_runs"
+workflows = ["deploy.yml"]
+environment = "live"
+
+[[github.deployment_sources]]
+repo = "acme-labs/*"
+source = "releases"
+"#;
+        let env = |var: &str| (var == "FLOWMETER_GITHUB_TOKEN").then(|| "ghp_s3cret".to_string());
+        let config = Config::from_toml(text, env).unwrap();
+        let github = &config.github;
+        assert_eq!(github.token, "ghp_s3cret");
+        assert!(!format!("{config:?}").contains("ghp_s3cret"));
+        assert_eq!(github.incident_labels, ["incident"]);
+        let web = github.deployment_source("acme/web");
+        assert_eq!(
+            (web.source, web.environment.as_deref()),
+            (DeploymentSource::WorkflowRuns, Some("live"))
+        );
+        assert_eq!(
+            github.deployment_source("acme-labs/tool").source,
+            DeploymentSource::Releases
+        );
+        assert_eq!(
+            github.deployment_source("acme/api").source,
+            DeploymentSource::Deployments
+        );
+        let cases = [
+            ("[github]\nrepos = [\"acme\"]", "github.repos"),
+            ("[github]\npage_size = 500", "github.page_size"),
+            ("[github]\nurl = \"api.github.com\"", "github.url"),
+            (
+                "[[github.deployment_sources]]\nrepo = \"a/b\"\nsource = \"workflow_runs\"",
+                "github.deployment_sources[0].workflows",
+            ),
+            (
+                "[[github.deployment_sources]]\nrepo = \"a/b\"\nsource = \"tags\"",
+                "github.deployment_sources[0].source",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = Config::from_toml(text, |_| None).unwrap_err();
+            assert_eq!(err.key, key, "{text}: {err}");
+        }
+        let err = Config::from_toml("[github]\ntoken = 7", |_| None).unwrap_err();
+        assert_eq!(err.key, "github.token");
+        assert!(err.to_string().contains("value not shown"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! written through the same store path as `flowmeter import`, and a cursor that moves only
 //! after the records it covers are committed.
 
+pub mod github;
 pub mod jira;
 pub mod retry;
 
@@ -14,6 +15,10 @@ pub struct ResourceOutcome {
     pub pages: u64,
     pub records: u64,
     pub changed: u64,
+    /// HTTP requests made (every attempt), where the connector counts them.
+    pub requests: u64,
+    /// Of those, conditional requests answered `304 Not Modified` (free of rate limit).
+    pub not_modified: u64,
     /// Payloads (or parts) that could not be normalized; their raw bodies are kept.
     pub warnings: Vec<String>,
     /// Why the resource stopped before the end, if it did.
@@ -50,4 +55,17 @@ impl Progress for LogProgress {
     fn waiting(&self, resource: &str, why: &str, seconds: f64) {
         tracing::warn!(resource, why, seconds, "waiting before retrying");
     }
+}
+
+/// Percent-encodes a path segment or query value.
+pub(crate) fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -22,7 +22,17 @@ pub enum Fault {
         retry_after: Option<Duration>,
     },
     Permanent(String),
+    /// A spent rate limit: wait this long and try again. Waiting for a limit to reset is not a
+    /// failed attempt, so it does not count against `max_attempts` (but at most
+    /// `MAX_RATE_LIMIT_WAITS` times in a row).
+    RateLimited {
+        message: String,
+        wait: Duration,
+    },
 }
+
+/// How often in a row a request may wait for a rate limit before it fails.
+pub const MAX_RATE_LIMIT_WAITS: u32 = 10;
 
 impl RetryPolicy {
     /// The delay before retry `attempt` (1-based): `base * 2^(attempt-1)`, capped, with up to
@@ -50,11 +60,21 @@ impl RetryPolicy {
             .map(|d| d.subsec_nanos() as u64)
             .unwrap_or(7);
         let mut tries = 0;
+        let mut waits = 0;
         loop {
             tries += 1;
             match attempt().await {
                 Ok(value) => return Ok(value),
                 Err(Fault::Permanent(message)) => return Err(message),
+                Err(Fault::RateLimited { message, .. }) if waits >= MAX_RATE_LIMIT_WAITS => {
+                    return Err(format!("{message} (gave up after {waits} waits)"));
+                }
+                Err(Fault::RateLimited { message, wait }) => {
+                    waits += 1;
+                    tries -= 1;
+                    progress.waiting(resource, &message, wait.as_secs_f64());
+                    tokio::time::sleep(wait).await;
+                }
                 Err(Fault::Transient { message, .. }) if tries >= self.max_attempts => {
                     return Err(format!("{message} (gave up after {tries} attempts)"));
                 }

@@ -3,6 +3,7 @@
 mod support;
 
 mod cli;
+mod github;
 mod import;
 mod jira;
 mod rules;

@@ -56,18 +56,7 @@ struct ChangelogPage {
     is_last: Option<bool>,
 }
 
-/// Percent-encodes a query parameter value.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+use crate::encode;
 
 /// The JQL of a sync: the configured selection, narrowed to what changed since the cursor.
 pub fn jql(

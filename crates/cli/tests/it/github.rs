@@ -1,0 +1,1638 @@
+//! `flowmeter sync github`: the real octocrab client against a local fake GitHub whose answers
+//! are GitHub's own published examples (fixtures/github) with this organisation's values filled
+//! in, paged by `Link` headers, with ETags, `x-ratelimit-*` headers, and switches for a spent
+//! rate limit (403), a secondary limit (429 with `retry-after`), a share of 5xx answers, garbled
+//! pages and a page that never answers (so the process can be killed mid-sync).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+use flowmeter_core::config::{DeploymentSource, DeploymentSourceConfig, GithubConfig};
+use flowmeter_core::{Dataset, DeploymentStatus};
+use flowmeter_ingest::{LogProgress, SyncOutcome};
+use flowmeter_store::Store;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const TOKEN: &str = "ghp_fakeToken0123456789abcdefSECRET";
+
+fn fixture(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/github")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// The first example of a published list, as the template of this fake's items.
+fn template(name: &str) -> Value {
+    let list = fixture(name);
+    match list.get("workflow_runs") {
+        Some(runs) => runs[0].clone(),
+        None => list[0].clone(),
+    }
+}
+
+/// `minutes` after midnight of 2024-03-`day` (UTC), as GitHub writes times.
+fn at(day: u32, minutes: u32) -> String {
+    let start = chrono::NaiveDate::from_ymd_opt(2024, 3, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let time = start
+        + chrono::Duration::days(i64::from(day) - 1)
+        + chrono::Duration::minutes(i64::from(minutes));
+    time.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn sha(repo: &str, n: usize) -> String {
+    let seed = repo
+        .bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    format!("{:016x}{:024x}", seed, n)
+}
+
+struct Templates {
+    commit: Value,
+    pull: Value,
+    review: Value,
+    timeline: Vec<Value>,
+    deployment: Value,
+    status: Value,
+    release: Value,
+    run: Value,
+    issue: Value,
+}
+
+impl Templates {
+    fn load() -> Templates {
+        Templates {
+            commit: template("repos-list-commits.json"),
+            pull: template("pulls-list.json"),
+            review: template("pulls-list-reviews.json"),
+            timeline: fixture("issues-list-timeline-events.json")
+                .as_array()
+                .unwrap()
+                .clone(),
+            deployment: template("repos-list-deployments.json"),
+            status: template("repos-list-deployment-statuses.json"),
+            release: template("repos-list-releases.json"),
+            run: template("actions-list-workflow-runs-for-repo.json"),
+            issue: template("issues-list-for-repo.json"),
+        }
+    }
+
+    fn event(&self, kind: &str) -> Value {
+        self.timeline
+            .iter()
+            .find(|e| e["event"] == kind)
+            .unwrap()
+            .clone()
+    }
+
+    /// A commit of the commits list (git data under `commit`).
+    fn commit(&self, c: &C) -> Value {
+        let mut v = self.commit.clone();
+        v["sha"] = json!(c.sha);
+        v["commit"]["author"] = json!({"name": c.author, "email": format!("{}@acme.example", c.author), "date": c.authored});
+        v["commit"]["committer"] = json!({"name": c.author, "email": format!("{}@acme.example", c.author), "date": c.committed});
+        v["commit"]["message"] = json!(format!("{}\n\nDetails.", c.subject));
+        v["parents"] = json!(
+            c.parents
+                .iter()
+                .map(|p| json!({"sha": p, "url": "", "html_url": ""}))
+                .collect::<Vec<_>>()
+        );
+        v
+    }
+
+    /// The same commit as a timeline `committed` event (git data at the top level).
+    fn committed(&self, c: &C) -> Value {
+        let mut v = self.event("committed");
+        v["sha"] = json!(c.sha);
+        v["author"] = json!({"name": c.author, "email": format!("{}@acme.example", c.author), "date": c.authored});
+        v["committer"] = json!({"name": c.author, "email": format!("{}@acme.example", c.author), "date": c.committed});
+        v["message"] = json!(format!("{}\n\nDetails.", c.subject));
+        v["parents"] = json!(
+            c.parents
+                .iter()
+                .map(|p| json!({"sha": p, "url": "", "html_url": ""}))
+                .collect::<Vec<_>>()
+        );
+        v
+    }
+
+    fn reviewed(&self, login: &str, state: &str, submitted: &str) -> Value {
+        let mut v = self.review.clone();
+        v["event"] = json!("reviewed");
+        v["user"]["login"] = json!(login);
+        v["state"] = json!(state);
+        v["submitted_at"] = json!(submitted);
+        v
+    }
+
+    fn plain_event(&self, kind: &str, time: &str) -> Value {
+        let mut v = self.event("closed");
+        v["event"] = json!(kind);
+        v["created_at"] = json!(time);
+        v
+    }
+}
+
+#[derive(Clone)]
+struct C {
+    sha: String,
+    parents: Vec<String>,
+    authored: String,
+    committed: String,
+    author: String,
+    subject: String,
+}
+
+/// What one path answers: a list (paged), a list inside an object, or plain text.
+#[derive(Clone)]
+enum Listing {
+    Items(Vec<Value>),
+    Wrapped(&'static str, Vec<Value>),
+    Text(String),
+}
+
+/// One fake repository's data, built up and then turned into listings.
+struct Repo {
+    name: String,
+    commits: Vec<C>,
+    listings: BTreeMap<String, Listing>,
+}
+
+impl Repo {
+    fn new(name: &str) -> Repo {
+        Repo {
+            name: name.into(),
+            commits: Vec::new(),
+            listings: BTreeMap::new(),
+        }
+    }
+
+    /// `n` commits on the default branch, three hours apart from `start_day`.
+    fn history(&mut self, n: usize) {
+        for i in 1..=n {
+            let minutes = (i as u32) * 180;
+            let parents = if i == 1 {
+                vec![]
+            } else {
+                vec![sha(&self.name, i - 1)]
+            };
+            self.commits.push(C {
+                sha: sha(&self.name, i),
+                parents,
+                authored: at(1, minutes),
+                committed: at(1, minutes + 10),
+                author: if i % 2 == 0 {
+                    "ann".into()
+                } else {
+                    "bob".into()
+                },
+                subject: format!("Change {i} of {}", self.name),
+            });
+        }
+    }
+
+    fn main_commit(&self, n: usize) -> C {
+        self.commits[n - 1].clone()
+    }
+
+    fn side_commit(&self, n: usize, day: u32, minutes: u32) -> C {
+        C {
+            sha: sha(&format!("{}-side", self.name), n),
+            parents: vec![sha(&self.name, 1)],
+            authored: at(day, minutes),
+            committed: at(day, minutes + 5),
+            author: "carol".into(),
+            subject: format!("Side work {n}"),
+        }
+    }
+
+    fn finish(mut self, t: &Templates) -> BTreeMap<String, Listing> {
+        let mut newest_first = self.commits.clone();
+        newest_first.reverse();
+        self.listings.insert(
+            format!("/repos/{}/commits", self.name),
+            Listing::Items(newest_first.iter().map(|c| t.commit(c)).collect()),
+        );
+        for path in ["pulls", "issues", "deployments"] {
+            self.listings
+                .entry(format!("/repos/{}/{path}", self.name))
+                .or_insert(Listing::Items(vec![]));
+        }
+        self.listings
+    }
+}
+
+struct Pr {
+    number: u64,
+    created: String,
+    updated: String,
+    merged: Option<String>,
+    closed: Option<String>,
+    draft: bool,
+    merge_sha: Option<String>,
+    commits: Vec<C>,
+    /// (login, state, submitted_at)
+    reviews: Vec<(&'static str, &'static str, String)>,
+    ready: Option<String>,
+    labels: Vec<&'static str>,
+    head: &'static str,
+}
+
+fn pull(t: &Templates, repo: &str, pr: &Pr) -> (Value, Vec<Value>) {
+    let mut v = t.pull.clone();
+    v["number"] = json!(pr.number);
+    v["title"] = json!(format!("Pull request {}", pr.number));
+    v["user"]["login"] = json!("ann");
+    v["created_at"] = json!(pr.created);
+    v["updated_at"] = json!(pr.updated);
+    v["merged_at"] = json!(pr.merged);
+    v["closed_at"] = json!(pr.closed);
+    v["state"] = json!(if pr.closed.is_some() {
+        "closed"
+    } else {
+        "open"
+    });
+    v["draft"] = json!(pr.draft);
+    // Open pull requests carry a test merge commit: it must not be taken as merged.
+    v["merge_commit_sha"] = json!(
+        pr.merge_sha
+            .clone()
+            .unwrap_or_else(|| sha("test-merge", pr.number as usize))
+    );
+    v["head"]["ref"] = json!(pr.head);
+    v["head"]["sha"] = json!(pr.commits.last().map(|c| c.sha.clone()));
+    v["base"]["ref"] = json!("main");
+    v["base"]["repo"]["full_name"] = json!(repo);
+    v["labels"] = json!(pr.labels.iter().map(|l| json!({"id": 1, "name": l, "color": "f29513", "default": false, "description": "", "node_id": "x", "url": ""})).collect::<Vec<_>>());
+    let mut timeline: Vec<Value> = pr.commits.iter().map(|c| t.committed(c)).collect();
+    if let Some(ready) = &pr.ready {
+        timeline.push(t.plain_event("ready_for_review", ready));
+    }
+    for (login, state, submitted) in &pr.reviews {
+        timeline.push(t.reviewed(login, state, submitted));
+    }
+    let mut comment = t.event("commented");
+    comment["created_at"] = json!(pr.created);
+    timeline.push(comment);
+    if let Some(merged) = &pr.merged {
+        timeline.push(t.plain_event("merged", merged));
+    }
+    (v, timeline)
+}
+
+fn deployment(
+    t: &Templates,
+    id: u64,
+    sha: &str,
+    env: &str,
+    created: &str,
+    states: &[(&str, String)],
+) -> (Value, Vec<Value>) {
+    let mut d = t.deployment.clone();
+    d["id"] = json!(id);
+    d["sha"] = json!(sha);
+    d["environment"] = json!(env);
+    d["original_environment"] = json!(env);
+    d["created_at"] = json!(created);
+    d["updated_at"] = json!(
+        states
+            .last()
+            .map(|(_, at)| at.clone())
+            .unwrap_or(created.to_string())
+    );
+    let mut statuses: Vec<Value> = states
+        .iter()
+        .enumerate()
+        .map(|(i, (state, at))| {
+            let mut s = t.status.clone();
+            s["id"] = json!(id * 10 + i as u64);
+            s["state"] = json!(state);
+            s["environment"] = json!(env);
+            s["created_at"] = json!(at);
+            s["updated_at"] = json!(at);
+            s
+        })
+        .collect();
+    // GitHub lists statuses newest first.
+    statuses.reverse();
+    (d, statuses)
+}
+
+/// The fake organisation `acme`: `api` (GitHub deployments), `web` (a deploying workflow),
+/// `lib` (releases), and an archived repository and a fork that are not followed. `changed`
+/// adds what arrives between two syncs: a commit, a pull request, a review on an old one and a
+/// deployment.
+fn organisation(changed: bool) -> BTreeMap<String, Listing> {
+    let t = Templates::load();
+    let mut all = BTreeMap::new();
+
+    let mut api = Repo::new("acme/api");
+    api.history(if changed { 26 } else { 25 });
+    let mut prs = vec![
+        // Rebase-merged: its commits are on the default branch.
+        Pr {
+            number: 1,
+            created: at(1, 600),
+            updated: at(2, 100),
+            merged: Some(at(2, 100)),
+            closed: Some(at(2, 100)),
+            draft: false,
+            merge_sha: Some(api.main_commit(4).sha),
+            commits: vec![api.main_commit(3), api.main_commit(4)],
+            reviews: vec![("bob", "APPROVED", at(1, 700))],
+            ready: None,
+            labels: vec!["feature"],
+            head: "feat/one",
+        },
+        // Squash-merged: its commits exist only on the branch.
+        Pr {
+            number: 2,
+            created: at(2, 120),
+            updated: at(3, 90),
+            merged: Some(at(3, 60)),
+            closed: Some(at(3, 60)),
+            draft: false,
+            merge_sha: Some(api.main_commit(10).sha),
+            commits: vec![api.side_commit(1, 1, 60), api.side_commit(2, 1, 120)],
+            reviews: vec![
+                ("dependabot[bot]", "COMMENTED", at(2, 130)),
+                ("carol", "CHANGES_REQUESTED", at(2, 200)),
+                ("carol", "APPROVED", at(2, 900)),
+            ],
+            ready: None,
+            labels: vec!["bug"],
+            head: "hotfix/pay",
+        },
+        // Still a draft.
+        Pr {
+            number: 3,
+            created: at(3, 200),
+            updated: at(3, 300),
+            merged: None,
+            closed: None,
+            draft: true,
+            merge_sha: None,
+            commits: vec![api.side_commit(3, 3, 100)],
+            reviews: vec![],
+            ready: None,
+            labels: vec![],
+            head: "wip/three",
+        },
+        // Opened as a draft, then ready for review, reviewed and merged.
+        Pr {
+            number: 4,
+            created: at(3, 400),
+            updated: at(4, 300),
+            merged: Some(at(4, 200)),
+            closed: Some(at(4, 200)),
+            draft: false,
+            merge_sha: Some(api.main_commit(15).sha),
+            commits: vec![api.main_commit(14), api.main_commit(15)],
+            reviews: vec![("bob", "APPROVED", at(3, 1000))],
+            ready: Some(at(3, 900)),
+            labels: vec![],
+            head: "feat/four",
+        },
+        // Closed without merging.
+        Pr {
+            number: 5,
+            created: at(4, 400),
+            updated: at(4, 500),
+            merged: None,
+            closed: Some(at(4, 500)),
+            draft: false,
+            merge_sha: None,
+            commits: vec![api.side_commit(5, 4, 380)],
+            reviews: vec![],
+            ready: None,
+            labels: vec![],
+            head: "spike/five",
+        },
+        // Malformed: an unreadable creation time. A warning; its raw body is kept.
+        Pr {
+            number: 6,
+            created: "not-a-date".into(),
+            updated: at(4, 600),
+            merged: None,
+            closed: None,
+            draft: false,
+            merge_sha: None,
+            commits: vec![],
+            reviews: vec![],
+            ready: None,
+            labels: vec![],
+            head: "broken/six",
+        },
+    ];
+    if changed {
+        // A new pull request, and a late review that updates #5.
+        prs.push(Pr {
+            number: 7,
+            created: at(5, 100),
+            updated: at(5, 200),
+            merged: Some(at(5, 200)),
+            closed: Some(at(5, 200)),
+            draft: false,
+            merge_sha: Some(api.main_commit(26).sha),
+            commits: vec![api.main_commit(26)],
+            reviews: vec![("carol", "APPROVED", at(5, 150))],
+            ready: None,
+            labels: vec![],
+            head: "feat/seven",
+        });
+        prs[4].updated = at(5, 300);
+        prs[4].reviews.push(("carol", "COMMENTED", at(5, 300)));
+    }
+    prs.sort_by(|a, b| b.updated.cmp(&a.updated));
+    let mut pulls = Vec::new();
+    for pr in &prs {
+        let (v, timeline) = pull(&t, "acme/api", pr);
+        pulls.push(v);
+        api.listings.insert(
+            format!("/repos/acme/api/issues/{}/timeline", pr.number),
+            Listing::Items(timeline),
+        );
+    }
+    api.listings
+        .insert("/repos/acme/api/pulls".into(), Listing::Items(pulls));
+    let mut deployments = vec![
+        deployment(
+            &t,
+            101,
+            &api.main_commit(4).sha,
+            "production",
+            &at(2, 200),
+            &[("in_progress", at(2, 201)), ("success", at(2, 210))],
+        ),
+        deployment(
+            &t,
+            102,
+            &api.main_commit(10).sha,
+            "staging",
+            &at(3, 100),
+            &[("success", at(3, 105))],
+        ),
+        deployment(
+            &t,
+            103,
+            &api.main_commit(15).sha,
+            "production",
+            &at(4, 250),
+            &[("failure", at(4, 260))],
+        ),
+        // Succeeded, then superseded: still a success, finished when it succeeded.
+        deployment(
+            &t,
+            104,
+            &api.main_commit(20).sha,
+            "production",
+            &at(4, 600),
+            &[
+                ("in_progress", at(4, 601)),
+                ("success", at(4, 620)),
+                ("inactive", at(5, 10)),
+            ],
+        ),
+    ];
+    // Malformed: no sha.
+    let (mut broken, statuses) = deployment(
+        &t,
+        105,
+        "x",
+        "production",
+        &at(4, 700),
+        &[("success", at(4, 710))],
+    );
+    broken["sha"] = Value::Null;
+    deployments.push((broken, statuses));
+    if changed {
+        deployments.push(deployment(
+            &t,
+            106,
+            &api.main_commit(26).sha,
+            "production",
+            &at(5, 400),
+            &[("success", at(5, 420))],
+        ));
+    }
+    deployments.sort_by(|a, b| b.0["created_at"].as_str().cmp(&a.0["created_at"].as_str()));
+    for (d, statuses) in &deployments {
+        api.listings.insert(
+            format!("/repos/acme/api/deployments/{}/statuses", d["id"]),
+            Listing::Items(statuses.clone()),
+        );
+    }
+    api.listings.insert(
+        "/repos/acme/api/deployments".into(),
+        Listing::Items(deployments.into_iter().map(|(d, _)| d).collect()),
+    );
+    let issue = |number: u64,
+                 created: String,
+                 updated: String,
+                 closed: Option<String>,
+                 labels: &[&str],
+                 is_pr: bool| {
+        let mut v = t.issue.clone();
+        v["number"] = json!(number);
+        v["title"] = json!(format!("Incident {number}"));
+        v["created_at"] = json!(created);
+        v["updated_at"] = json!(updated);
+        v["state"] = json!(if closed.is_some() { "closed" } else { "open" });
+        v["closed_at"] = json!(closed);
+        v["labels"] = json!(labels.iter().map(|l| json!({"id": 1, "name": l, "color": "f29513", "default": false, "description": "", "node_id": "x", "url": ""})).collect::<Vec<_>>());
+        if is_pr {
+            v["pull_request"] = json!({"url": "", "html_url": "", "diff_url": "", "patch_url": ""});
+        } else if let Some(map) = v.as_object_mut() {
+            map.remove("pull_request");
+        }
+        v
+    };
+    api.listings.insert(
+        "/repos/acme/api/issues".into(),
+        Listing::Items(vec![
+            issue(12, at(4, 900), at(4, 1000), None, &["incident"], false),
+            // A pull request labelled incident: the issues API lists it, it is no incident.
+            issue(11, at(4, 800), at(4, 900), None, &["incident"], true),
+            issue(
+                10,
+                at(4, 265),
+                at(4, 400),
+                Some(at(4, 390)),
+                &["incident", "sev-1"],
+                false,
+            ),
+        ]),
+    );
+    all.extend(api.finish(&t));
+
+    let mut web = Repo::new("acme/web");
+    web.history(5);
+    let run = |id: u64,
+               n: usize,
+               status: &str,
+               conclusion: Option<&str>,
+               created: String,
+               updated: String| {
+        let mut v = t.run.clone();
+        v["id"] = json!(id);
+        v["head_sha"] = json!(sha("acme/web", n));
+        v["status"] = json!(status);
+        v["conclusion"] = json!(conclusion);
+        v["created_at"] = json!(created);
+        v["run_started_at"] = json!(created);
+        v["updated_at"] = json!(updated);
+        v
+    };
+    web.listings.insert(
+        "/repos/acme/web/actions/workflows/deploy.yml/runs".into(),
+        Listing::Wrapped(
+            "workflow_runs",
+            vec![
+                run(
+                    203,
+                    5,
+                    "completed",
+                    Some("cancelled"),
+                    at(2, 100),
+                    at(2, 110),
+                ),
+                run(202, 4, "completed", Some("failure"), at(1, 900), at(1, 920)),
+                run(201, 2, "completed", Some("success"), at(1, 500), at(1, 530)),
+            ],
+        ),
+    );
+    all.extend(web.finish(&t));
+
+    let mut lib = Repo::new("acme/lib");
+    lib.history(3);
+    let release = |id: u64, tag: &str, created: String, published: Option<String>, draft: bool| {
+        let mut v = t.release.clone();
+        v["id"] = json!(id);
+        v["tag_name"] = json!(tag);
+        v["target_commitish"] = json!("main");
+        v["created_at"] = json!(created);
+        v["published_at"] = json!(published);
+        v["draft"] = json!(draft);
+        v["prerelease"] = json!(false);
+        v
+    };
+    lib.listings.insert(
+        "/repos/acme/lib/releases".into(),
+        Listing::Items(vec![
+            release(303, "v2.0.0", at(2, 0), None, true),
+            release(302, "v1.1.0", at(1, 700), Some(at(1, 710)), false),
+            release(301, "v1.0.0", at(1, 300), Some(at(1, 320)), false),
+        ]),
+    );
+    lib.listings.insert(
+        "/repos/acme/lib/commits/v1.1.0".into(),
+        Listing::Text(sha("acme/lib", 3)),
+    );
+    lib.listings.insert(
+        "/repos/acme/lib/commits/v1.0.0".into(),
+        Listing::Text(sha("acme/lib", 1)),
+    );
+    all.extend(lib.finish(&t));
+
+    let repo = |name: &str, archived: bool, fork: bool| {
+        let mut v = t.pull["base"]["repo"].clone();
+        v["full_name"] = json!(name);
+        v["name"] = json!(name.split('/').nth(1));
+        v["archived"] = json!(archived);
+        v["fork"] = json!(fork);
+        v
+    };
+    all.insert(
+        "/orgs/acme/repos".into(),
+        Listing::Items(vec![
+            repo("acme/lib", false, false),
+            repo("acme/old", true, false),
+            repo("acme/web", false, false),
+            repo("acme/forked", false, true),
+            repo("acme/api", false, false),
+        ]),
+    );
+    all
+}
+
+#[derive(Default)]
+struct Switches {
+    /// Every n-th request answers 502.
+    fail_every: Option<usize>,
+    /// At this request the rate limit is spent until the next whole second after next.
+    spend_at: Option<usize>,
+    /// Requests answered 429 with `retry-after: 1`.
+    secondary: HashSet<usize>,
+    /// Answers for this path are cut in half.
+    garbled: Option<String>,
+    /// Requests whose URL contains this never answer.
+    stall: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Logged {
+    url: String,
+    conditional: bool,
+    status: u16,
+}
+
+struct Fake {
+    address: Mutex<Option<SocketAddr>>,
+    data: Mutex<BTreeMap<String, Listing>>,
+    switches: Mutex<Switches>,
+    log: Mutex<Vec<Logged>>,
+    /// Rate limit points used (304 answers use none).
+    used: Mutex<u64>,
+    spent_until: Mutex<Option<i64>>,
+}
+
+impl Fake {
+    fn log(&self) -> Vec<Logged> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+type Shared = Arc<Fake>;
+
+fn error(status: StatusCode, message: &str, extra: &[(&str, String)]) -> Response {
+    let mut response = (
+        status,
+        [("content-type", "application/json; charset=utf-8")],
+        json!({"message": message, "documentation_url": "https://docs.github.com/rest"})
+            .to_string(),
+    )
+        .into_response();
+    for (k, v) in extra {
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    response
+}
+
+async fn answer(State(fake): State<Shared>, uri: Uri, headers: HeaderMap) -> Response {
+    let response = respond(&fake, &uri, &headers).await;
+    fake.log.lock().unwrap().push(Logged {
+        url: uri.to_string(),
+        conditional: headers.contains_key("if-none-match"),
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+async fn respond(fake: &Fake, uri: &Uri, headers: &HeaderMap) -> Response {
+    let number = fake.log.lock().unwrap().len() + 1;
+    let now = chrono::Utc::now().timestamp();
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if auth != Some(&format!("Bearer {TOKEN}")) {
+        return error(StatusCode::UNAUTHORIZED, "Bad credentials", &[]);
+    }
+    let stall = fake.switches.lock().unwrap().stall.clone();
+    if stall.is_some_and(|s| uri.to_string().contains(&s)) {
+        std::future::pending::<()>().await;
+    }
+    {
+        let switches = fake.switches.lock().unwrap();
+        let mut spent = fake.spent_until.lock().unwrap();
+        if switches.spend_at == Some(number) {
+            *spent = Some(now + 2);
+        }
+        if let Some(reset) = *spent {
+            if now < reset {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "API rate limit exceeded for user ID 1.",
+                    &[
+                        ("x-ratelimit-limit", "5000".into()),
+                        ("x-ratelimit-remaining", "0".into()),
+                        ("x-ratelimit-reset", reset.to_string()),
+                    ],
+                );
+            }
+            *spent = None;
+        }
+        if switches.secondary.contains(&number) {
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "You have exceeded a secondary rate limit.",
+                &[("retry-after", "1".into())],
+            );
+        }
+        if switches
+            .fail_every
+            .is_some_and(|n| number.is_multiple_of(n))
+        {
+            return error(StatusCode::BAD_GATEWAY, "Server Error", &[]);
+        }
+    }
+    let query: HashMap<String, String> = uri
+        .query()
+        .map(|q| {
+            q.split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let path = uri.path().to_string();
+    let Some(listing) = fake.data.lock().unwrap().get(&path).cloned() else {
+        return error(StatusCode::NOT_FOUND, "Not Found", &[]);
+    };
+    if path.ends_with("/issues") && query.get("labels").map(String::as_str) != Some("incident") {
+        return (StatusCode::OK, "[]").into_response();
+    }
+    let per_page: usize = query
+        .get("per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(30);
+    let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let (mut body, total) = match &listing {
+        Listing::Text(text) => (text.clone(), 0),
+        Listing::Items(items) | Listing::Wrapped(_, items) => {
+            let slice: Vec<&Value> = items
+                .iter()
+                .skip((page - 1) * per_page)
+                .take(per_page)
+                .collect();
+            let body = match &listing {
+                Listing::Wrapped(key, _) => json!({"total_count": items.len(), *key: slice}),
+                _ => json!(slice),
+            };
+            (body.to_string(), items.len())
+        }
+    };
+    let etag = format!(
+        "\"{:016x}\"",
+        body.bytes()
+            .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64)
+                .wrapping_mul(0x100000001b3))
+    );
+    let used = *fake.used.lock().unwrap();
+    let rate = [
+        ("x-ratelimit-limit", "5000".to_string()),
+        ("x-ratelimit-remaining", (5000 - used).to_string()),
+        ("x-ratelimit-reset", (now + 3600).to_string()),
+        ("x-ratelimit-used", used.to_string()),
+        ("x-ratelimit-resource", "core".to_string()),
+    ];
+    let mut response =
+        if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+            StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            *fake.used.lock().unwrap() += 1;
+            if fake.switches.lock().unwrap().garbled.as_deref() == Some(path.as_str()) {
+                body.truncate(body.len() / 2);
+            }
+            let content_type = match listing {
+                Listing::Text(_) => "text/plain",
+                _ => "application/json; charset=utf-8",
+            };
+            ([("content-type", content_type)], body).into_response()
+        };
+    let h = response.headers_mut();
+    h.insert("etag", etag.parse().unwrap());
+    for (k, v) in rate {
+        h.insert(k, v.parse().unwrap());
+    }
+    if page * per_page < total {
+        let address = fake.address.lock().unwrap().unwrap();
+        let link_to = |p: usize| {
+            let mut q: Vec<String> = query
+                .iter()
+                .filter(|(k, _)| *k != "page")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            q.sort();
+            q.push(format!("page={p}"));
+            format!("<http://{address}{path}?{}>", q.join("&"))
+        };
+        let last = total.div_ceil(per_page);
+        h.insert(
+            "link",
+            format!(
+                "{}; rel=\"next\", {}; rel=\"last\"",
+                link_to(page + 1),
+                link_to(last)
+            )
+            .parse()
+            .unwrap(),
+        );
+    }
+    response
+}
+
+async fn start_fake(switches: Switches, changed: bool) -> (Shared, SocketAddr) {
+    let fake = Arc::new(Fake {
+        address: Mutex::new(None),
+        data: Mutex::new(organisation(changed)),
+        switches: Mutex::new(switches),
+        log: Mutex::default(),
+        used: Mutex::new(0),
+        spent_until: Mutex::new(None),
+    });
+    let app = Router::new().fallback(answer).with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    *fake.address.lock().unwrap() = Some(address);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (fake, address)
+}
+
+fn github_config(address: SocketAddr) -> GithubConfig {
+    GithubConfig {
+        url: format!("http://{address}"),
+        token: TOKEN.into(),
+        repos: vec!["acme/api".into()],
+        orgs: vec!["acme".into()],
+        page_size: 4,
+        retry_base_ms: 1,
+        deployment_sources: vec![
+            DeploymentSourceConfig {
+                repo: "acme/web".into(),
+                source: DeploymentSource::WorkflowRuns,
+                workflows: vec!["deploy.yml".into()],
+                environment: None,
+            },
+            DeploymentSourceConfig {
+                repo: "acme/lib".into(),
+                source: DeploymentSource::Releases,
+                workflows: vec![],
+                environment: Some("production".into()),
+            },
+        ],
+        ..GithubConfig::default()
+    }
+}
+
+async fn sync(store: &Store, config: &GithubConfig) -> SyncOutcome {
+    flowmeter_ingest::github::sync(store, config, &LogProgress)
+        .await
+        .expect("sync")
+}
+
+fn warnings(outcome: &SyncOutcome) -> Vec<String> {
+    outcome
+        .resources
+        .iter()
+        .flat_map(|r| r.warnings.clone())
+        .collect()
+}
+
+fn t(text: &str) -> chrono::DateTime<chrono::Utc> {
+    text.parse().unwrap()
+}
+
+/// The records the fake organisation must produce, checked field by field where they matter.
+fn assert_organisation(data: &Dataset) {
+    let api = |n| sha("acme/api", n);
+    let side = |n| sha("acme/api-side", n);
+    let commits: HashSet<(String, String)> = data
+        .commits
+        .iter()
+        .map(|c| (c.repo.clone(), c.sha.clone()))
+        .collect();
+    // 25 + 5 + 3 default-branch commits, and the branch commits of #2, #3 and #5.
+    assert_eq!(data.commits.len(), 37, "{commits:?}");
+    for s in [side(1), side(2), side(3), side(5), api(1), api(25)] {
+        assert!(
+            commits.contains(&("acme/api".to_string(), s.clone())),
+            "{s}"
+        );
+    }
+    let c2 = data.commits.iter().find(|c| c.sha == api(2)).unwrap();
+    assert_eq!(c2.parents, [api(1)]);
+    assert_eq!(c2.author.as_deref(), Some("ann <ann@acme.example>"));
+    assert_eq!(c2.message.as_deref(), Some("Change 2 of acme/api"));
+    assert_eq!(
+        (c2.authored_at, c2.committed_at),
+        (t(&at(1, 360)), t(&at(1, 370)))
+    );
+
+    let numbers: Vec<u64> = data.pull_requests.iter().map(|p| p.number).collect();
+    assert_eq!(numbers.len(), 5, "#6 is unreadable: {numbers:?}");
+    let pr = |n: u64| data.pull_requests.iter().find(|p| p.number == n).unwrap();
+    assert_eq!(pr(1).merge_commit_sha, Some(api(4)));
+    assert_eq!(pr(1).commits, [api(3), api(4)]);
+    assert_eq!(pr(2).commits, [side(1), side(2)]);
+    assert_eq!(pr(2).labels, ["bug"]);
+    assert_eq!(pr(2).head_branch.as_deref(), Some("hotfix/pay"));
+    let reviewers: Vec<&str> = pr(2).reviews.iter().map(|r| r.reviewer.as_str()).collect();
+    assert_eq!(reviewers, ["dependabot[bot]", "carol", "carol"]);
+    assert_eq!(pr(2).reviews[1].state, "CHANGES_REQUESTED");
+    assert!(pr(3).draft && pr(3).merge_commit_sha.is_none() && pr(3).merged_at.is_none());
+    assert_eq!((pr(4).ready_at, pr(4).draft), (Some(t(&at(3, 900))), false));
+    assert_eq!(pr(5).closed_at, Some(t(&at(4, 500))));
+    assert_eq!(
+        pr(5).merge_commit_sha,
+        None,
+        "a closed pull request was not merged"
+    );
+
+    let deployment = |repo: &str, id: &str| {
+        data.deployments
+            .iter()
+            .find(|d| d.repo == repo && d.id == id)
+            .unwrap_or_else(|| panic!("{repo} {id}"))
+    };
+    assert_eq!(
+        data.deployments.len(),
+        4 + 3 + 2,
+        "105 has no sha; the draft release is not deployed"
+    );
+    let d101 = deployment("acme/api", "101");
+    assert_eq!(
+        (d101.status, d101.finished_at, d101.sha.clone()),
+        (DeploymentStatus::Success, Some(t(&at(2, 210))), api(4))
+    );
+    assert_eq!(deployment("acme/api", "102").environment, "staging");
+    assert_eq!(
+        deployment("acme/api", "103").status,
+        DeploymentStatus::Failure
+    );
+    let d104 = deployment("acme/api", "104");
+    assert_eq!(
+        (d104.status, d104.finished_at),
+        (DeploymentStatus::Success, Some(t(&at(4, 620))))
+    );
+    let run = deployment("acme/web", "run-202");
+    assert_eq!(
+        (run.status, run.environment.as_str(), run.sha.clone()),
+        (DeploymentStatus::Failure, "production", sha("acme/web", 4))
+    );
+    assert_eq!(
+        deployment("acme/web", "run-203").status,
+        DeploymentStatus::Inactive
+    );
+    assert_eq!(
+        deployment("acme/web", "run-201").finished_at,
+        Some(t(&at(1, 530)))
+    );
+    let v110 = deployment("acme/lib", "v1.1.0");
+    assert_eq!(
+        (v110.sha.clone(), v110.status, v110.time()),
+        (
+            sha("acme/lib", 3),
+            DeploymentStatus::Success,
+            t(&at(1, 710))
+        )
+    );
+
+    let ids: Vec<&str> = data.incidents.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(data.incidents.len(), 2, "{ids:?}");
+    let i10 = data.incidents.iter().find(|i| i.id == "#10").unwrap();
+    assert_eq!(
+        (
+            i10.resolved_at,
+            i10.severity.as_deref(),
+            i10.repo.as_deref()
+        ),
+        (Some(t(&at(4, 390))), Some("sev1"), Some("acme/api"))
+    );
+    assert!(
+        data.incidents
+            .iter()
+            .any(|i| i.id == "#12" && i.resolved_at.is_none())
+    );
+}
+
+#[tokio::test]
+async fn a_full_sync_of_an_organisation_then_an_unchanged_one() {
+    on_both(|store| async move {
+        let (fake, address) = start_fake(Switches::default(), false).await;
+        let config = github_config(address);
+        let outcome = sync(&store, &config).await;
+        assert!(outcome.ok(), "{outcome:?}");
+        assert_eq!(
+            warnings(&outcome),
+            [
+                "acme/api#6: created_at 'not-a-date' is not a time",
+                "acme/api deployment 105: no sha"
+            ]
+        );
+        let loaded = store.load().await.unwrap();
+        assert_organisation(&loaded);
+        let log = fake.log();
+        assert!(
+            log.iter().all(|l| !l.conditional && l.status == 200),
+            "{log:?}"
+        );
+        assert!(
+            log.iter()
+                .any(|l| l.url.contains("/repos/acme/api/commits?per_page=4&page=7")),
+            "pages follow the Link header"
+        );
+        assert!(
+            !log.iter()
+                .any(|l| l.url.contains("acme/old") || l.url.contains("acme/forked")),
+            "archived repositories and forks are not followed"
+        );
+        assert!(
+            !log.iter().any(|l| l.url.contains("commits/v2.0.0")),
+            "a draft release is not deployed"
+        );
+        // Every item's raw body is kept, the unreadable ones too.
+        let raw = store.raw_payloads("github").await.unwrap();
+        assert!(raw.iter().any(|r| r.id.ends_with("acme/api:pull:6")));
+        assert!(
+            raw.iter()
+                .any(|r| r.id.ends_with("acme/api:deployment:105"))
+        );
+
+        // Unchanged: one conditional request per resource, each answered 304.
+        fake.log.lock().unwrap().clear();
+        let used = *fake.used.lock().unwrap();
+        let again = sync(&store, &config).await;
+        assert!(again.ok(), "{again:?}");
+        let log = fake.log();
+        assert!(
+            log.iter().all(|l| l.conditional && l.status == 304),
+            "{log:?}"
+        );
+        // The organisation, and per repository commits, pulls, deployments and incidents.
+        assert_eq!(log.len(), 1 + 3 * 4, "{log:?}");
+        assert_eq!(*fake.used.lock().unwrap(), used, "no rate limit spent");
+        assert_eq!(again.resources.iter().map(|r| r.changed).sum::<u64>(), 0);
+        assert_eq!(store.load().await.unwrap(), loaded);
+
+        // Replay normalizes the archive again without calling GitHub.
+        fake.log.lock().unwrap().clear();
+        let replayed = flowmeter_ingest::github::replay(&store, &config)
+            .await
+            .unwrap();
+        assert_eq!(replayed.resources[0].changed, 0);
+        assert_eq!(replayed.resources[0].warnings.len(), 2);
+        assert!(fake.log().is_empty());
+        assert_eq!(store.load().await.unwrap(), loaded);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_incremental_sync_reads_only_what_changed() {
+    let db = TestDb::sqlite().await;
+    let (fake, address) = start_fake(Switches::default(), false).await;
+    let config = github_config(address);
+    assert!(sync(&db.store, &config).await.ok());
+    let full_requests = fake.log().len();
+
+    *fake.data.lock().unwrap() = organisation(true);
+    fake.log.lock().unwrap().clear();
+    let outcome = sync(&db.store, &config).await;
+    assert!(outcome.ok(), "{outcome:?}");
+    let log = fake.log();
+    let urls: Vec<&str> = log.iter().map(|l| l.url.as_str()).collect();
+    // The new pull request and the one with a new review have their timelines read again; the
+    // others do not.
+    assert!(
+        urls.iter()
+            .any(|u| u.starts_with("/repos/acme/api/issues/7/timeline")),
+        "{urls:?}"
+    );
+    assert!(
+        urls.iter()
+            .any(|u| u.starts_with("/repos/acme/api/issues/5/timeline")),
+        "{urls:?}"
+    );
+    assert!(
+        !urls
+            .iter()
+            .any(|u| u.starts_with("/repos/acme/api/issues/1/timeline")),
+        "{urls:?}"
+    );
+    // Only the new deployment's statuses are read: the others were final.
+    let statuses: Vec<&&str> = urls.iter().filter(|u| u.contains("/statuses")).collect();
+    assert_eq!(
+        statuses,
+        [&"/repos/acme/api/deployments/106/statuses?per_page=100"]
+    );
+    // Commits down to the cursor less a day (4 pages), the changed pull requests page and the
+    // timelines of #5, #7 and #6 (updated exactly at the cursor), the deployments page and one
+    // statuses list; every other resource answered 304.
+    let read = log.iter().filter(|l| l.status == 200).count();
+    assert_eq!(read, 4 + 1 + 3 + 1 + 1, "{urls:?}");
+    assert_eq!(log.len() - read, 10, "{urls:?}");
+    assert!(read < full_requests / 3, "{read} of {full_requests}");
+
+    // The same store as a full sync of the changed organisation.
+    let fresh = TestDb::sqlite().await;
+    assert!(sync(&fresh.store, &config).await.ok());
+    let expected = fresh.store.load().await.unwrap();
+    let got = db.store.load().await.unwrap();
+    assert_eq!(got, expected);
+    let pr5 = got.pull_requests.iter().find(|p| p.number == 5).unwrap();
+    assert_eq!(pr5.reviews.len(), 1);
+    db.finish().await;
+    fresh.finish().await;
+}
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_end_in_the_same_store() {
+    let clean = TestDb::sqlite().await;
+    let (fake, address) = start_fake(Switches::default(), false).await;
+    assert!(sync(&clean.store, &github_config(address)).await.ok());
+    let expected = clean.store.load().await.unwrap();
+    let clean_requests = fake.log().len();
+
+    // One answer in ten is a 502, the rate limit runs out at the fifth request, and the
+    // twelfth meets a secondary limit.
+    let (fake, address) = start_fake(
+        Switches {
+            fail_every: Some(10),
+            spend_at: Some(5),
+            secondary: [12].into(),
+            ..Switches::default()
+        },
+        false,
+    )
+    .await;
+    let faulty = TestDb::sqlite().await;
+    let started = std::time::Instant::now();
+    let outcome = sync(&faulty.store, &github_config(address)).await;
+    assert!(outcome.ok(), "{outcome:?}");
+    assert_eq!(faulty.store.load().await.unwrap(), expected);
+    let log = fake.log();
+    let count = |status| log.iter().filter(|l| l.status == status).count();
+    assert!(count(502) >= clean_requests / 10, "{}", count(502));
+    assert_eq!(
+        (count(429), count(403)),
+        (1, 1),
+        "one secondary limit, one wait for the reset"
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "the reset was waited for"
+    );
+
+    // A repository that keeps failing is reported; the others go on.
+    let config = GithubConfig {
+        repos: vec!["acme/missing".into(), "acme/api".into()],
+        orgs: vec![],
+        max_attempts: 3,
+        ..github_config(address)
+    };
+    let outcome = sync(&faulty.store, &config).await;
+    assert!(!outcome.ok());
+    let failed: Vec<&str> = outcome
+        .resources
+        .iter()
+        .filter(|r| r.error.is_some())
+        .map(|r| r.resource.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            "acme/missing commits",
+            "acme/missing pulls",
+            "acme/missing deployments",
+            "acme/missing issues labelled incident"
+        ]
+    );
+    let error = outcome.resources[0].error.clone().unwrap();
+    assert!(error.contains("404"), "{error}");
+    assert!(
+        outcome
+            .resources
+            .iter()
+            .filter(|r| r.resource.starts_with("acme/api"))
+            .all(|r| r.error.is_none())
+    );
+    clean.finish().await;
+    faulty.finish().await;
+}
+
+#[tokio::test]
+async fn garbled_pages_are_warnings_and_the_sync_goes_on() {
+    on_both(|store| async move {
+        let (fake, address) = start_fake(
+            Switches {
+                garbled: Some("/repos/acme/api/issues".into()),
+                ..Switches::default()
+            },
+            false,
+        )
+        .await;
+        let config = github_config(address);
+        let outcome = sync(&store, &config).await;
+        assert!(
+            outcome.ok(),
+            "a garbled page is a warning, not a failure: {outcome:?}"
+        );
+        let garbled: Vec<String> = warnings(&outcome)
+            .into_iter()
+            .filter(|w| w.contains("not a readable list"))
+            .collect();
+        assert_eq!(garbled.len(), 1, "{garbled:?}");
+        let data = store.load().await.unwrap();
+        assert!(data.incidents.is_empty());
+        assert_eq!(data.pull_requests.len(), 5, "the other resources went on");
+        let raw = store.raw_payloads("github").await.unwrap();
+        assert!(
+            raw.iter()
+                .any(|r| r.resource == "unreadable" && r.id.contains("/repos/acme/api/issues"))
+        );
+
+        // The cursor did not move past the garbled page: the next sync reads it again.
+        fake.switches.lock().unwrap().garbled = None;
+        fake.log.lock().unwrap().clear();
+        assert!(sync(&store, &config).await.ok());
+        assert_eq!(store.load().await.unwrap().incidents.len(), 2);
+        let issues: Vec<Logged> = fake
+            .log()
+            .into_iter()
+            .filter(|l| l.url.starts_with("/repos/acme/api/issues?"))
+            .collect();
+        assert!(
+            issues.iter().all(|l| !l.conditional && l.status == 200),
+            "{issues:?}"
+        );
+    })
+    .await;
+}
+
+fn write_config(dir: &std::path::Path, address: SocketAddr) -> std::path::PathBuf {
+    let path = dir.join("flowmeter.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[github]\nurl = \"http://{address}\"\nrepos = [\"acme/api\"]\norgs = [\"acme\"]\npage_size = 4\nretry_base_ms = 1\n\n\
+             [[github.deployment_sources]]\nrepo = \"acme/web\"\nsource = \"workflow_runs\"\nworkflows = [\"deploy.yml\"]\n\n\
+             [[github.deployment_sources]]\nrepo = \"acme/lib\"\nsource = \"releases\"\nenvironment = \"production\"\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn flowmeter_sync(db: &str, config: &std::path::Path, token: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flowmeter"));
+    command
+        .args(["-vv", "sync", "github", "--db", db, "--config"])
+        .arg(config)
+        .env("GITHUB_TOKEN", token)
+        .env("FLOWMETER_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+#[tokio::test]
+async fn a_killed_sync_resumes_to_the_same_store_and_the_token_never_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = TestDb::sqlite().await;
+    let (fake, address) = start_fake(Switches::default(), false).await;
+    assert!(sync(&clean.store, &github_config(address)).await.ok());
+    let expected = clean.store.load().await.unwrap();
+
+    // The second page of acme/api's pull requests stalls; once asked for, the process is killed.
+    fake.log.lock().unwrap().clear();
+    let stall = "/repos/acme/api/pulls?direction=desc&per_page=4&sort=updated&state=all&page=2";
+    fake.switches.lock().unwrap().stall = Some(stall.into());
+    let config = write_config(dir.path(), address);
+    let db = format!("sqlite://{}", dir.path().join("killed.db").display());
+    // Its trace-level log goes to a file: a pipe nobody reads would fill and stall it.
+    let log_path = dir.path().join("killed.log");
+    let mut child = flowmeter_sync(&db, &config, TOKEN)
+        .stdout(std::fs::File::create(dir.path().join("killed.out")).unwrap())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let waiting = std::time::Instant::now();
+    // The stalled request is logged only when it answers (never): watch for the last request
+    // before it, the timeline of the last pull request on the first page.
+    loop {
+        if fake
+            .log()
+            .iter()
+            .any(|l| l.url.starts_with("/repos/acme/api/issues/3/timeline"))
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sync ended before the stalled page"
+        );
+        assert!(
+            waiting.elapsed().as_secs() < 120,
+            "the sync never reached the stalled page"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed_log = std::fs::read_to_string(&log_path).unwrap()
+        + &std::fs::read_to_string(dir.path().join("killed.out")).unwrap();
+    assert!(
+        killed_log.contains("acme/api"),
+        "the trace log was written: {killed_log}"
+    );
+    let partial = Store::open(&db).await.unwrap();
+    let before = partial.load().await.unwrap();
+    assert!(
+        !before.pull_requests.is_empty()
+            && before.pull_requests.len() < expected.pull_requests.len(),
+        "killed mid-way: {} pull requests",
+        before.pull_requests.len()
+    );
+
+    fake.switches.lock().unwrap().stall = None;
+    let resumed = tokio::task::spawn_blocking({
+        let (db, config) = (db.clone(), config.clone());
+        move || flowmeter_sync(&db, &config, TOKEN).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert_eq!(partial.load().await.unwrap(), expected);
+    let summary = String::from_utf8_lossy(&resumed.stderr).into_owned();
+    assert!(summary.contains("github acme/api pulls:"), "{summary}");
+
+    // A wrong token: the sync fails with a clear error, and no token appears in anything printed.
+    let wrong = "ghp_wrongToken99887766554433SECRET";
+    let refused = tokio::task::spawn_blocking({
+        let (db, config) = (db.clone(), config.clone());
+        move || flowmeter_sync(&db, &config, wrong).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!refused.status.success());
+    let refused_err = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(
+        refused_err.contains("GitHub rejected the token (401)"),
+        "{refused_err}"
+    );
+    let printed = [&resumed, &refused].map(|output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    for all in printed.iter().chain([&killed_log]) {
+        assert!(
+            !all.contains(TOKEN) && !all.contains(wrong),
+            "a token leaked: {all}"
+        );
+        assert!(!all.contains("SECRET"), "part of a token leaked: {all}");
+    }
+    partial.close().await;
+    clean.finish().await;
+}
+
+/// Requests per synced pull request and per 100 commits (docs/benchmarks.md): a repository
+/// with 1,000 commits and 40 pull requests at GitHub's largest page size.
+#[tokio::test]
+async fn requests_per_pull_request_and_per_100_commits() {
+    let (fake, address) = start_fake(Switches::default(), false).await;
+    {
+        let t = Templates::load();
+        let mut repo = Repo::new("acme/big");
+        repo.history(1000);
+        let mut pulls = Vec::new();
+        for n in 1..=40u64 {
+            let c = repo.main_commit(n as usize * 20);
+            let pr = Pr {
+                number: n,
+                created: c.authored.clone(),
+                updated: c.committed.clone(),
+                merged: Some(c.committed.clone()),
+                closed: Some(c.committed.clone()),
+                draft: false,
+                merge_sha: Some(c.sha.clone()),
+                commits: vec![c],
+                reviews: vec![("bob", "APPROVED", at(1, 1))],
+                ready: None,
+                labels: vec![],
+                head: "feat",
+            };
+            let (v, timeline) = pull(&t, "acme/big", &pr);
+            pulls.push(v);
+            repo.listings.insert(
+                format!("/repos/acme/big/issues/{n}/timeline"),
+                Listing::Items(timeline),
+            );
+        }
+        pulls.reverse();
+        repo.listings
+            .insert("/repos/acme/big/pulls".into(), Listing::Items(pulls));
+        let mut data = fake.data.lock().unwrap();
+        data.extend(repo.finish(&t));
+    }
+    let config = GithubConfig {
+        repos: vec!["acme/big".into()],
+        orgs: vec![],
+        page_size: 100,
+        ..github_config(address)
+    };
+    let db = TestDb::sqlite().await;
+    let outcome = sync(&db.store, &config).await;
+    assert!(outcome.ok(), "{outcome:?}");
+    let requests = |name: &str| {
+        outcome
+            .resources
+            .iter()
+            .find(|r| r.resource == name)
+            .unwrap()
+            .requests
+    };
+    assert!(warnings(&outcome).is_empty(), "{:?}", warnings(&outcome));
+    let records = |name: &str| {
+        outcome
+            .resources
+            .iter()
+            .find(|r| r.resource == name)
+            .unwrap()
+            .records
+    };
+    assert_eq!(records("acme/big commits"), 1000);
+    // 40 pull requests and their 40 commits.
+    assert_eq!(records("acme/big pulls"), 80);
+    let commits = requests("acme/big commits");
+    let pulls = requests("acme/big pulls");
+    let per_100_commits = commits as f64 / 10.0;
+    let per_pull = pulls as f64 / 40.0;
+    eprintln!(
+        "full sync: {per_100_commits:.2} requests per 100 commits, {per_pull:.3} per pull request"
+    );
+    assert!(per_100_commits <= 1.1, "{per_100_commits}");
+    // The list page, plus one timeline per pull request.
+    assert_eq!(pulls, 1 + 40);
+
+    fake.log.lock().unwrap().clear();
+    let used = *fake.used.lock().unwrap();
+    let again = sync(&db.store, &config).await;
+    assert!(again.ok());
+    let log = fake.log();
+    assert!(log.iter().all(|l| l.status == 304));
+    eprintln!(
+        "unchanged re-sync: {} requests, all 304, {} rate-limit points",
+        log.len(),
+        *fake.used.lock().unwrap() - used
+    );
+    assert_eq!(*fake.used.lock().unwrap(), used);
+    db.finish().await;
+}
+
+/// A deployment still running is read again on the next sync even though the deployments list
+/// may not have changed, until its outcome is known; then the resource is back to one 304.
+#[tokio::test]
+async fn a_running_deployment_is_read_again_until_it_finishes() {
+    let (fake, address) = start_fake(Switches::default(), false).await;
+    let templates = Templates::load();
+    let now = chrono::Utc::now();
+    let started = (now - chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let finished = (now - chrono::Duration::minutes(30))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let head = sha("acme/api", 25);
+    let (running, statuses) = deployment(
+        &templates,
+        107,
+        &head,
+        "production",
+        &started,
+        &[("in_progress", started.clone())],
+    );
+    {
+        let mut data = fake.data.lock().unwrap();
+        if let Some(Listing::Items(list)) = data.get_mut("/repos/acme/api/deployments") {
+            list.insert(0, running);
+        }
+        data.insert(
+            "/repos/acme/api/deployments/107/statuses".into(),
+            Listing::Items(statuses),
+        );
+    }
+    let db = TestDb::sqlite().await;
+    let config = github_config(address);
+    assert!(sync(&db.store, &config).await.ok());
+    let status = |data: &Dataset| {
+        data.deployments
+            .iter()
+            .find(|d| d.id == "107")
+            .map(|d| d.status)
+    };
+    assert_eq!(
+        status(&db.store.load().await.unwrap()),
+        Some(DeploymentStatus::InProgress)
+    );
+
+    // It finishes; GitHub's list of deployments is the same bytes as before.
+    let (_, statuses) = deployment(
+        &templates,
+        107,
+        &head,
+        "production",
+        &started,
+        &[
+            ("in_progress", started.clone()),
+            ("success", finished.clone()),
+        ],
+    );
+    fake.data.lock().unwrap().insert(
+        "/repos/acme/api/deployments/107/statuses".into(),
+        Listing::Items(statuses),
+    );
+    fake.log.lock().unwrap().clear();
+    assert!(sync(&db.store, &config).await.ok());
+    let urls: Vec<String> = fake
+        .log()
+        .into_iter()
+        .filter(|l| l.url.starts_with("/repos/acme/api/deployments"))
+        .map(|l| format!("{} {}", l.status, l.url))
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "200 /repos/acme/api/deployments?per_page=4",
+            "200 /repos/acme/api/deployments/107/statuses?per_page=100"
+        ],
+        "the list is read without If-None-Match, and only the pending deployment's statuses"
+    );
+    let d = db
+        .store
+        .load()
+        .await
+        .unwrap()
+        .deployments
+        .into_iter()
+        .find(|d| d.id == "107")
+        .unwrap();
+    assert_eq!(
+        (d.status, d.finished_at),
+        (DeploymentStatus::Success, Some(t(&finished)))
+    );
+
+    // Nothing pending any more: one conditional request, answered 304.
+    fake.log.lock().unwrap().clear();
+    assert!(sync(&db.store, &config).await.ok());
+    let deployments: Vec<Logged> = fake
+        .log()
+        .into_iter()
+        .filter(|l| l.url.starts_with("/repos/acme/api/deployments"))
+        .collect();
+    assert_eq!(deployments.len(), 1);
+    assert!(deployments[0].conditional && deployments[0].status == 304);
+    db.finish().await;
+}

@@ -1,0 +1,1199 @@
+//! `flowmeter sync github`: commits, pull requests (with their timelines), deployments and
+//! incident issues of the configured repositories, through octocrab's HTTP layer (base URI,
+//! authentication, timeouts) with this module's own paging, conditional requests and
+//! rate-limit handling, because the typed API hides the response headers those need.
+//!
+//! Every resource is a newest-first listing whose first page has a fixed URL:
+//! - the first page is asked for with `If-None-Match` and the ETag of the last complete pass, so
+//!   an unchanged resource costs one `304 Not Modified` and no rate limit;
+//! - paging (by the `Link` header) stops at the resource's cursor (the newest time the last
+//!   complete pass saw), so an incremental sync reads only what changed;
+//! - records are written page by page, and the cursor and ETag are saved only once the pass
+//!   reached the cursor: a sync killed mid-way reads the same pages again next time, and upserts
+//!   make that harmless.
+//!
+//! Raw bodies are archived per item under `github:{host}:{owner/repo}:{kind}:{key}`, so
+//! `flowmeter replay github` can normalize them again without calling GitHub.
+
+pub mod normalize;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use http::HeaderValue;
+use octocrab::Octocrab;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use flowmeter_core::config::{DeploymentSource, GithubConfig};
+use flowmeter_core::import::RecordKind;
+use flowmeter_core::{Record, Timestamp};
+use flowmeter_store::{Cursor, RawPayload, Store, StoreError};
+
+use crate::retry::{Fault, RetryPolicy};
+use crate::{Progress, ResourceOutcome, SyncOutcome};
+
+pub const SOURCE: &str = "github";
+
+/// Deployments and workflow runs still running after this long are taken as they are: the
+/// cursor no longer waits for them.
+const PENDING_DAYS: i64 = 7;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GithubError {
+    #[error("github.{0} is not configured")]
+    Missing(&'static str),
+    #[error("cannot set up the GitHub client for {url}: {message}")]
+    Client { url: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Percent-encodes a path segment or query value.
+fn encode(value: &str) -> String {
+    crate::encode(value)
+}
+
+/// The URL of the `rel="next"` page in a `Link` header.
+pub fn next_link(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        params
+            .split(';')
+            .any(|p| p.trim() == "rel=\"next\"")
+            .then(|| {
+                url.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
+    })
+}
+
+/// One answer: `body` is `None` for `304 Not Modified`.
+#[derive(Debug)]
+struct Answer {
+    body: Option<String>,
+    etag: Option<String>,
+    next: Option<String>,
+}
+
+struct Api {
+    octo: Octocrab,
+    policy: RetryPolicy,
+    max_wait: Duration,
+    /// When the primary rate limit resets, once an answer said none is left.
+    spent_until: Mutex<Option<Timestamp>>,
+}
+
+fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn until(reset: Timestamp) -> Duration {
+    // Reset times have whole seconds: one more second makes sure the window has turned.
+    (reset - chrono::Utc::now() + chrono::Duration::seconds(1))
+        .to_std()
+        .unwrap_or(Duration::from_secs(1))
+}
+
+impl Api {
+    /// One GET, retried per the policy; counts every attempt in `outcome`.
+    async fn get(
+        &self,
+        label: &str,
+        url: &str,
+        etag: Option<&str>,
+        accept: &'static str,
+        progress: &dyn Progress,
+        outcome: &mut ResourceOutcome,
+    ) -> Result<Answer, String> {
+        let spent = *self.spent_until.lock().expect("not poisoned");
+        if let Some(reset) = spent.filter(|r| *r > chrono::Utc::now()) {
+            let wait = until(reset);
+            if wait > self.max_wait {
+                return Err(format!(
+                    "GitHub's rate limit is spent until {reset}, later than github.max_rate_limit_wait_seconds allows"
+                ));
+            }
+            progress.waiting(label, "GitHub's rate limit is spent", wait.as_secs_f64());
+            tokio::time::sleep(wait).await;
+        }
+        let mut attempts = 0u64;
+        let answer = self
+            .policy
+            .run(label, progress, || {
+                attempts += 1;
+                self.attempt(url, etag, accept)
+            })
+            .await;
+        outcome.requests += attempts;
+        if matches!(&answer, Ok(Answer { body: None, .. })) {
+            outcome.not_modified += 1;
+        }
+        answer
+    }
+
+    async fn attempt(
+        &self,
+        url: &str,
+        etag: Option<&str>,
+        accept: &'static str,
+    ) -> Result<Answer, Fault> {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::ACCEPT, HeaderValue::from_static(accept));
+        headers.insert(
+            "x-github-api-version",
+            HeaderValue::from_static("2022-11-28"),
+        );
+        if let Some(value) = etag.and_then(|e| HeaderValue::from_str(e).ok()) {
+            headers.insert(http::header::IF_NONE_MATCH, value);
+        }
+        let path = url.split('?').next().unwrap_or(url).to_string();
+        let response = self
+            .octo
+            ._get_with_headers(url, Some(headers))
+            .await
+            .map_err(|e| Fault::Transient {
+                message: format!("request for {path} failed: {e}"),
+                retry_after: None,
+            })?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let remaining: Option<u64> =
+            header(&headers, "x-ratelimit-remaining").and_then(|v| v.trim().parse().ok());
+        let reset = header(&headers, "x-ratelimit-reset")
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .and_then(|s| chrono::DateTime::from_timestamp(s, 0));
+        if status == http::StatusCode::NOT_MODIFIED {
+            return Ok(Answer {
+                body: None,
+                etag: etag.map(String::from),
+                next: None,
+            });
+        }
+        let body = self
+            .octo
+            .body_to_string(response)
+            .await
+            .map_err(|e| Fault::Transient {
+                message: format!("reading the answer for {path} failed: {e}"),
+                retry_after: None,
+            })?;
+        if status.is_success() {
+            if remaining == Some(0) {
+                *self.spent_until.lock().expect("not poisoned") = reset;
+            }
+            return Ok(Answer {
+                body: Some(body),
+                etag: header(&headers, "etag").map(String::from),
+                next: header(&headers, "link").and_then(next_link),
+            });
+        }
+        let message = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("message").and_then(Value::as_str).map(String::from))
+            .unwrap_or_default();
+        let code = status.as_u16();
+        let retry_after = header(&headers, "retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        match code {
+            403 | 429 if retry_after.is_some() => Err(Fault::RateLimited {
+                message: format!("GitHub's secondary rate limit ({code})"),
+                wait: retry_after.expect("checked"),
+            }),
+            403 | 429 if remaining == Some(0) => {
+                let wait = reset.map_or(Duration::from_secs(60), until);
+                if wait > self.max_wait {
+                    return Err(Fault::Permanent(format!(
+                        "GitHub's rate limit is spent for {}s, longer than github.max_rate_limit_wait_seconds",
+                        wait.as_secs()
+                    )));
+                }
+                Err(Fault::RateLimited {
+                    message: format!("GitHub's rate limit is spent ({code})"),
+                    wait,
+                })
+            }
+            429 => Err(Fault::Transient {
+                message: "GitHub answered 429".into(),
+                retry_after: None,
+            }),
+            401 => Err(Fault::Permanent(
+                "GitHub rejected the token (401): check github.token or GITHUB_TOKEN".into(),
+            )),
+            403 => Err(Fault::Permanent(format!(
+                "GitHub refused {path} (403): {message}"
+            ))),
+            404 => Err(Fault::Permanent(format!(
+                "GitHub has no {path} (404): check the name and that the token may read it"
+            ))),
+            500..=599 => Err(Fault::Transient {
+                message: format!("GitHub answered {code} for {path}"),
+                retry_after: None,
+            }),
+            _ => Err(Fault::Permanent(format!(
+                "GitHub answered {code} for {path}: {message}"
+            ))),
+        }
+    }
+}
+
+/// What a resource's cursor holds (as JSON in `sync_cursors.cursor`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+struct Mark {
+    /// The newest time the last complete pass saw (commit, update or creation time).
+    newest: Option<Timestamp>,
+    /// Paging stops before items older than this; the newest time unless something is pending.
+    stop_before: Option<Timestamp>,
+    /// Items (deployments, releases) whose outcome was not known yet: read again next time.
+    pending: Vec<String>,
+    /// For an organisation: its repositories.
+    repos: Vec<String>,
+}
+
+impl Mark {
+    fn stop_before(&self) -> Option<Timestamp> {
+        self.stop_before.or(self.newest)
+    }
+
+    /// The mark of a listing whose items may be pending: the next pass stops before the oldest
+    /// pending one, else at the newest.
+    fn with_pending(newest: Option<Timestamp>, pending: Vec<(String, Timestamp)>) -> Mark {
+        let newest = at_most_now(newest);
+        Mark {
+            stop_before: pending.iter().map(|(_, c)| *c).min().or(newest),
+            newest,
+            pending: pending.into_iter().map(|(k, _)| k).collect(),
+            repos: Vec::new(),
+        }
+    }
+}
+
+struct Ctx<'a> {
+    api: Api,
+    store: &'a Store,
+    config: &'a GithubConfig,
+    progress: &'a dyn Progress,
+    host: String,
+}
+
+/// One pass over a newest-first listing.
+struct Pass<'c, 'a> {
+    ctx: &'c Ctx<'a>,
+    scope: String,
+    resource: String,
+    saved: Mark,
+    saved_etag: Option<String>,
+    outcome: ResourceOutcome,
+    next: Option<String>,
+    conditional: bool,
+    first_etag: Option<String>,
+    /// False once a page could not be read: the cursor then stays where it was.
+    complete: bool,
+}
+
+enum Step {
+    Items(Vec<Value>),
+    /// Nothing changed since the last complete pass, or the listing ended, or it failed.
+    Done,
+}
+
+impl<'c, 'a> Pass<'c, 'a> {
+    async fn open(
+        ctx: &'c Ctx<'a>,
+        scope: &str,
+        resource: &str,
+        label: String,
+        first: String,
+    ) -> Result<Pass<'c, 'a>, StoreError> {
+        let saved = ctx.store.cursor(SOURCE, scope, resource).await?;
+        let (saved, saved_etag) = match saved {
+            Some(Cursor { cursor, etag }) => (
+                cursor
+                    .and_then(|c| serde_json::from_str::<Mark>(&c).ok())
+                    .unwrap_or_default(),
+                etag,
+            ),
+            None => (Mark::default(), None),
+        };
+        Ok(Pass {
+            ctx,
+            scope: scope.to_string(),
+            resource: resource.to_string(),
+            // The ETag of the last complete pass's first page, if there was one.
+            conditional: saved_etag.is_some(),
+            saved,
+            saved_etag,
+            outcome: ResourceOutcome {
+                resource: label,
+                ..ResourceOutcome::default()
+            },
+            next: Some(first),
+            first_etag: None,
+            complete: true,
+        })
+    }
+
+    /// Items pending last time must be read again even when the listing itself did not
+    /// change, so its first page is then asked for without `If-None-Match`.
+    fn reread_pending(&mut self) {
+        if !self.saved.pending.is_empty() {
+            self.conditional = false;
+        }
+    }
+
+    fn label(&self) -> &str {
+        &self.outcome.resource
+    }
+
+    fn fail(&mut self, error: String) {
+        tracing::warn!(resource = %self.outcome.resource, %error, "GitHub resource failed");
+        self.outcome.error = Some(error);
+    }
+
+    /// The next page of the listing. `items_key` names the array in an object answer (workflow
+    /// runs); `None` reads a top-level array.
+    async fn page(&mut self, items_key: Option<&str>) -> Result<Step, StoreError> {
+        loop {
+            let Some(url) = self.next.take() else {
+                return Ok(Step::Done);
+            };
+            let first = self.outcome.pages == 0 && self.first_etag.is_none();
+            let etag = (first && self.conditional)
+                .then_some(self.saved_etag.as_deref())
+                .flatten()
+                .map(String::from);
+            let label = self.label().to_string();
+            let answer = match self
+                .ctx
+                .api
+                .get(
+                    &label,
+                    &url,
+                    etag.as_deref(),
+                    "application/vnd.github+json",
+                    self.ctx.progress,
+                    &mut self.outcome,
+                )
+                .await
+            {
+                Ok(answer) => answer,
+                Err(error) => {
+                    self.fail(error);
+                    return Ok(Step::Done);
+                }
+            };
+            let Some(body) = answer.body else {
+                // 304: nothing changed since the last complete pass.
+                return Ok(Step::Done);
+            };
+            if first {
+                self.first_etag = answer.etag.clone().or(Some(String::new()));
+            }
+            self.next = answer.next;
+            self.outcome.pages += 1;
+            let parsed: Option<Vec<Value>> =
+                serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .and_then(|v| match items_key {
+                        Some(key) => v.get(key).and_then(Value::as_array).cloned(),
+                        None => v.as_array().cloned(),
+                    });
+            match parsed {
+                Some(items) => return Ok(Step::Items(items)),
+                None => {
+                    let warning = format!(
+                        "{}: page {} is not a readable list; its raw body is kept and the next sync reads it again",
+                        self.label(),
+                        self.outcome.pages
+                    );
+                    tracing::warn!(%warning);
+                    self.outcome.warnings.push(warning);
+                    self.complete = false;
+                    self.ctx
+                        .store
+                        .put_raw(&RawPayload {
+                            id: format!("github:unreadable:{url}"),
+                            source: SOURCE.into(),
+                            resource: "unreadable".into(),
+                            fetched_at: chrono::Utc::now(),
+                            etag: None,
+                            body,
+                        })
+                        .await?;
+                }
+            }
+        }
+    }
+
+    /// Every page of a secondary listing (a timeline, a deployment's statuses).
+    async fn all(&mut self, first: String) -> Result<Vec<Value>, String> {
+        let mut items = Vec::new();
+        let mut next = Some(first);
+        while let Some(url) = next.take() {
+            let label = self.label().to_string();
+            let answer = self
+                .ctx
+                .api
+                .get(
+                    &label,
+                    &url,
+                    None,
+                    "application/vnd.github+json",
+                    self.ctx.progress,
+                    &mut self.outcome,
+                )
+                .await?;
+            let body = answer.body.unwrap_or_default();
+            match serde_json::from_str::<Value>(&body) {
+                Ok(Value::Array(page)) => items.extend(page),
+                _ => {
+                    let path = url.split('?').next().unwrap_or(&url).to_string();
+                    return Err(format!("GitHub's answer for {path} is not a list"));
+                }
+            }
+            next = answer.next;
+        }
+        Ok(items)
+    }
+
+    /// Archives one item's raw body and normalizes it; a warning when it cannot be read.
+    async fn keep<T>(
+        &mut self,
+        repo: &str,
+        kind: &str,
+        key: &str,
+        raw: &Value,
+        normalize: impl FnOnce(&Value) -> Result<T, String>,
+    ) -> Result<Option<T>, StoreError> {
+        self.ctx
+            .store
+            .put_raw(&RawPayload {
+                id: raw_id(&self.ctx.host, repo, kind, key),
+                source: SOURCE.into(),
+                resource: kind.into(),
+                fetched_at: chrono::Utc::now(),
+                etag: None,
+                body: raw.to_string(),
+            })
+            .await?;
+        Ok(match normalize(raw) {
+            Ok(value) => Some(value),
+            Err(warning) => {
+                self.warn(warning);
+                None
+            }
+        })
+    }
+
+    fn warn(&mut self, warning: String) {
+        tracing::warn!(%warning, "GitHub payload not fully readable; raw body kept");
+        self.outcome.warnings.push(warning);
+    }
+
+    async fn write(&mut self, kind: RecordKind, records: Vec<Record>) -> Result<(), StoreError> {
+        let summary = self.ctx.store.write(kind, &records).await?;
+        self.outcome.records += summary.received;
+        self.outcome.changed += summary.changed;
+        Ok(())
+    }
+
+    fn page_done(&self) {
+        self.ctx.progress.page(
+            &self.outcome.resource,
+            self.outcome.pages,
+            self.outcome.records,
+        );
+    }
+
+    /// Ends the pass: the cursor and the first page's ETag are saved when the pass reached the
+    /// cursor without failing.
+    async fn finish(self, mark: Mark) -> Result<ResourceOutcome, StoreError> {
+        let reached = self.outcome.error.is_none() && self.complete;
+        if reached && let Some(etag) = self.first_etag {
+            let etag = (!etag.is_empty()).then_some(etag);
+            self.ctx
+                .store
+                .set_cursor(
+                    SOURCE,
+                    &self.scope,
+                    &self.resource,
+                    &Cursor {
+                        cursor: Some(serde_json::to_string(&mark).expect("a mark serializes")),
+                        etag,
+                    },
+                )
+                .await?;
+        }
+        Ok(self.outcome)
+    }
+}
+
+fn raw_id(host: &str, repo: &str, kind: &str, key: &str) -> String {
+    format!("github:{host}:{repo}:{kind}:{key}")
+}
+
+/// (repo, kind, key) of an archived item's id.
+fn parse_raw_id(id: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = id.rsplitn(4, ':');
+    let key = parts.next()?;
+    let kind = parts.next()?;
+    let repo = parts.next()?;
+    parts.next()?.strip_prefix("github:")?;
+    Some((repo, kind, key))
+}
+
+fn latest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    a.max(b)
+}
+
+fn item_time(item: &Value, field: &str) -> Option<Timestamp> {
+    item.get(field)
+        .and_then(Value::as_str)
+        .and_then(normalize::parse_time)
+}
+
+/// Not in the future: a skewed clock must not move a cursor past what is still to come.
+fn at_most_now(t: Option<Timestamp>) -> Option<Timestamp> {
+    t.map(|t| t.min(chrono::Utc::now()))
+}
+
+/// The repositories of an organisation (archived ones and forks left out).
+async fn org_repos(ctx: &Ctx<'_>, org: &str) -> Result<(Vec<String>, ResourceOutcome), StoreError> {
+    let first = format!(
+        "/orgs/{}/repos?type=all&sort=created&direction=desc&per_page={}",
+        encode(org),
+        ctx.config.page_size
+    );
+    let scope = format!("{}/{org}", ctx.host);
+    let mut pass = Pass::open(ctx, &scope, "repos", format!("{org} repositories"), first).await?;
+    let mut repos = Vec::new();
+    let mut listed = false;
+    while let Step::Items(items) = pass.page(None).await? {
+        listed = true;
+        for item in items {
+            let skip = item.get("archived").and_then(Value::as_bool) == Some(true)
+                || item.get("fork").and_then(Value::as_bool) == Some(true);
+            match item.get("full_name").and_then(Value::as_str) {
+                Some(name) if !skip => repos.push(name.to_string()),
+                Some(_) => {}
+                None => pass.warn(format!("{org}: a repository without a full_name")),
+            }
+        }
+        pass.page_done();
+    }
+    if !listed && pass.outcome.error.is_none() {
+        // 304: the organisation's repositories are the ones the last pass listed.
+        repos = pass.saved.repos.clone();
+    }
+    let mark = Mark {
+        repos: repos.clone(),
+        newest: None,
+        ..Mark::default()
+    };
+    Ok((repos, pass.finish(mark).await?))
+}
+
+/// Default-branch commits, newest first, down to the cursor less the overlap.
+async fn commits(ctx: &Ctx<'_>, repo: &str) -> Result<ResourceOutcome, StoreError> {
+    let first = format!("/repos/{repo}/commits?per_page={}", ctx.config.page_size);
+    let scope = format!("{}/{repo}", ctx.host);
+    let mut pass = Pass::open(ctx, &scope, "commits", format!("{repo} commits"), first).await?;
+    let stop = pass
+        .saved
+        .newest
+        .map(|n| n - chrono::Duration::hours(i64::from(ctx.config.overlap_hours)));
+    let mut newest = pass.saved.newest;
+    while let Step::Items(items) = pass.page(None).await? {
+        let mut records = Vec::new();
+        // Whether every readable commit of the page is older than the cursor less the overlap.
+        let mut all_older = true;
+        for raw in &items {
+            let key = raw
+                .get("sha")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string();
+            if let Some(c) = pass
+                .keep(repo, "commit", &key, raw, |r| normalize::commit(r, repo))
+                .await?
+            {
+                all_older &= stop.is_some_and(|s| c.committed_at < s);
+                newest = latest(newest, Some(c.committed_at));
+                records.push(Record::Commit(c));
+            }
+        }
+        let reached = all_older && !records.is_empty();
+        pass.write(RecordKind::Commits, records).await?;
+        pass.page_done();
+        if reached {
+            break;
+        }
+    }
+    let mark = Mark {
+        newest: at_most_now(newest),
+        ..Mark::default()
+    };
+    pass.finish(mark).await
+}
+
+/// Pull requests of every state by last update, newest first, down to the cursor; each one with
+/// its timeline (commits, reviews, ready for review) in one more listing.
+async fn pulls(ctx: &Ctx<'_>, repo: &str) -> Result<ResourceOutcome, StoreError> {
+    let first = format!(
+        "/repos/{repo}/pulls?state=all&sort=updated&direction=desc&per_page={}",
+        ctx.config.page_size
+    );
+    let scope = format!("{}/{repo}", ctx.host);
+    let mut pass = Pass::open(ctx, &scope, "pulls", format!("{repo} pulls"), first).await?;
+    let stop = pass.saved.stop_before();
+    let mut newest = pass.saved.newest;
+    'pages: while let Step::Items(items) = pass.page(None).await? {
+        let mut pulls = Vec::new();
+        let mut commits = Vec::new();
+        let mut reached = false;
+        for pull in items {
+            let updated = item_time(&pull, "updated_at");
+            if stop.is_some_and(|s| updated.is_some_and(|u| u < s)) {
+                reached = true;
+                break;
+            }
+            let Some(number) = pull.get("number").and_then(Value::as_u64) else {
+                pass.warn(format!("{repo}: a pull request without a number"));
+                continue;
+            };
+            let timeline = match pass
+                .all(format!(
+                    "/repos/{repo}/issues/{number}/timeline?per_page=100"
+                ))
+                .await
+            {
+                Ok(timeline) => timeline,
+                Err(error) => {
+                    pass.fail(error);
+                    break 'pages;
+                }
+            };
+            let bundle = json!({"pull": pull, "timeline": timeline});
+            if let Some((pr, pr_commits, warnings)) = pass
+                .keep(repo, "pull", &number.to_string(), &bundle, |r| {
+                    normalize::pull_request(r, repo)
+                })
+                .await?
+            {
+                for w in warnings {
+                    pass.warn(w);
+                }
+                pulls.push(Record::PullRequest(pr));
+                commits.extend(pr_commits.into_iter().map(Record::Commit));
+            }
+            newest = latest(newest, updated);
+        }
+        pass.write(RecordKind::Commits, commits).await?;
+        pass.write(RecordKind::PullRequests, pulls).await?;
+        pass.page_done();
+        if reached {
+            break;
+        }
+    }
+    let mark = Mark {
+        newest: at_most_now(newest),
+        ..Mark::default()
+    };
+    pass.finish(mark).await
+}
+
+/// Deployments of the repository's configured source.
+async fn deployments(ctx: &Ctx<'_>, repo: &str) -> Result<Vec<ResourceOutcome>, StoreError> {
+    let source = ctx.config.deployment_source(repo);
+    let environment = source
+        .environment
+        .clone()
+        .unwrap_or_else(|| "production".to_string());
+    let scope = format!("{}/{repo}", ctx.host);
+    match source.source {
+        DeploymentSource::Deployments => {
+            let mut first = format!(
+                "/repos/{repo}/deployments?per_page={}",
+                ctx.config.page_size
+            );
+            if let Some(env) = &source.environment {
+                first.push_str(&format!("&environment={}", encode(env)));
+            }
+            let pass = Pass::open(
+                ctx,
+                &scope,
+                "deployments",
+                format!("{repo} deployments"),
+                first,
+            )
+            .await?;
+            Ok(vec![
+                with_details(pass, repo, Detail::Statuses, &environment).await?,
+            ])
+        }
+        DeploymentSource::Releases => {
+            let first = format!("/repos/{repo}/releases?per_page={}", ctx.config.page_size);
+            let pass =
+                Pass::open(ctx, &scope, "releases", format!("{repo} releases"), first).await?;
+            Ok(vec![
+                with_details(pass, repo, Detail::ReleaseCommit, &environment).await?,
+            ])
+        }
+        DeploymentSource::WorkflowRuns => {
+            let mut outcomes = Vec::new();
+            for workflow in &source.workflows {
+                let first = format!(
+                    "/repos/{repo}/actions/workflows/{}/runs?per_page={}",
+                    encode(workflow),
+                    ctx.config.page_size
+                );
+                let pass = Pass::open(
+                    ctx,
+                    &scope,
+                    &format!("runs:{workflow}"),
+                    format!("{repo} runs of {workflow}"),
+                    first,
+                )
+                .await?;
+                outcomes.push(runs(pass, repo, &environment).await?);
+            }
+            Ok(outcomes)
+        }
+    }
+}
+
+/// The one more request an item of a listing needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    /// A deployment's statuses.
+    Statuses,
+    /// The commit a release's tag points at.
+    ReleaseCommit,
+}
+
+impl Pass<'_, '_> {
+    /// The item with what its detail request adds, as it is archived.
+    async fn detail(
+        &mut self,
+        detail: Detail,
+        repo: &str,
+        item: Value,
+        key: &str,
+    ) -> Result<Value, String> {
+        match detail {
+            Detail::Statuses => {
+                let statuses = self
+                    .all(format!(
+                        "/repos/{repo}/deployments/{key}/statuses?per_page=100"
+                    ))
+                    .await?;
+                Ok(json!({"deployment": item, "statuses": statuses}))
+            }
+            Detail::ReleaseCommit => {
+                let label = self.label().to_string();
+                let answer = self
+                    .ctx
+                    .api
+                    .get(
+                        &label,
+                        &format!("/repos/{repo}/commits/{}", encode(key)),
+                        None,
+                        "application/vnd.github.sha",
+                        self.ctx.progress,
+                        &mut self.outcome,
+                    )
+                    .await?;
+                let sha = answer.body.unwrap_or_default().trim().to_string();
+                Ok(json!({"release": item, "sha": sha}))
+            }
+        }
+    }
+}
+
+/// A listing whose items need one more request each (deployment statuses, a release's commit),
+/// made only for items not known to be final: new ones, and ones that were pending.
+async fn with_details(
+    mut pass: Pass<'_, '_>,
+    repo: &str,
+    detail: Detail,
+    environment: &str,
+) -> Result<ResourceOutcome, StoreError> {
+    let (releases, kind) = match detail {
+        Detail::Statuses => (false, "deployment"),
+        Detail::ReleaseCommit => (true, "release"),
+    };
+    pass.reread_pending();
+    let stop = pass.saved.stop_before();
+    let known_until = pass.saved.newest;
+    let saved_pending = pass.saved.pending.clone();
+    let mut newest = pass.saved.newest;
+    let mut pending: Vec<(String, Timestamp)> = Vec::new();
+    let recent = chrono::Utc::now() - chrono::Duration::days(PENDING_DAYS);
+    'pages: while let Step::Items(items) = pass.page(None).await? {
+        let mut records = Vec::new();
+        let mut reached = false;
+        for item in items {
+            let created = item_time(&item, "created_at");
+            if stop.is_some_and(|s| created.is_some_and(|c| c < s)) {
+                reached = true;
+                break;
+            }
+            let key = if releases {
+                item.get("tag_name")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            } else {
+                item.get("id")
+                    .and_then(Value::as_u64)
+                    .map(|id| id.to_string())
+            };
+            let Some(key) = key else {
+                pass.warn(format!("{repo}: a {kind} without an id"));
+                continue;
+            };
+            newest = latest(newest, created);
+            if releases
+                && (item.get("draft").and_then(Value::as_bool) == Some(true)
+                    || item.get("prerelease").and_then(Value::as_bool) == Some(true))
+            {
+                // Not deployed (yet): a draft may be published later.
+                if item.get("draft").and_then(Value::as_bool) == Some(true)
+                    && let Some(c) = created.filter(|c| *c > recent)
+                {
+                    pending.push((key, c));
+                }
+                continue;
+            }
+            let known = known_until.is_some_and(|k| created.is_some_and(|c| c <= k))
+                && !saved_pending.contains(&key);
+            if known {
+                continue;
+            }
+            let bundle = match pass.detail(detail, repo, item, &key).await {
+                Ok(bundle) => bundle,
+                Err(error) => {
+                    pass.fail(error);
+                    break 'pages;
+                }
+            };
+            if let Some(d) = pass
+                .keep(repo, kind, &key, &bundle, |r| {
+                    normalize::deployment_of(
+                        if releases {
+                            DeploymentSource::Releases
+                        } else {
+                            DeploymentSource::Deployments
+                        },
+                        r,
+                        repo,
+                        environment,
+                    )
+                })
+                .await?
+            {
+                if !normalize::is_final(d.status) && d.created_at > recent {
+                    pending.push((key, d.created_at));
+                }
+                records.push(Record::Deployment(d));
+            }
+        }
+        pass.write(RecordKind::Deployments, records).await?;
+        pass.page_done();
+        if reached {
+            break;
+        }
+    }
+    pass.finish(Mark::with_pending(newest, pending)).await
+}
+
+/// Workflow runs of one deploying workflow, newest first, down to the oldest run still going.
+async fn runs(
+    mut pass: Pass<'_, '_>,
+    repo: &str,
+    environment: &str,
+) -> Result<ResourceOutcome, StoreError> {
+    pass.reread_pending();
+    let stop = pass.saved.stop_before();
+    let mut newest = pass.saved.newest;
+    let mut pending: Vec<(String, Timestamp)> = Vec::new();
+    let recent = chrono::Utc::now() - chrono::Duration::days(PENDING_DAYS);
+    while let Step::Items(items) = pass.page(Some("workflow_runs")).await? {
+        let mut records = Vec::new();
+        let mut reached = false;
+        for raw in items {
+            let created = item_time(&raw, "created_at");
+            if stop.is_some_and(|s| created.is_some_and(|c| c < s)) {
+                reached = true;
+                break;
+            }
+            newest = latest(newest, created);
+            let key = raw
+                .get("id")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+                .to_string();
+            if let Some(d) = pass
+                .keep(repo, "run", &key, &raw, |r| {
+                    normalize::workflow_run(r, repo, environment)
+                })
+                .await?
+            {
+                if !normalize::is_final(d.status)
+                    && let Some(c) = created.filter(|c| *c > recent)
+                {
+                    pending.push((key, c));
+                }
+                records.push(Record::Deployment(d));
+            }
+        }
+        pass.write(RecordKind::Deployments, records).await?;
+        pass.page_done();
+        if reached {
+            break;
+        }
+    }
+    pass.finish(Mark::with_pending(newest, pending)).await
+}
+
+/// Issues carrying an incident label, by last update, newest first, down to the cursor.
+async fn incidents(ctx: &Ctx<'_>, repo: &str, label: &str) -> Result<ResourceOutcome, StoreError> {
+    let first = format!(
+        "/repos/{repo}/issues?labels={}&state=all&sort=updated&direction=desc&per_page={}",
+        encode(label),
+        ctx.config.page_size
+    );
+    let scope = format!("{}/{repo}", ctx.host);
+    let mut pass = Pass::open(
+        ctx,
+        &scope,
+        &format!("incidents:{label}"),
+        format!("{repo} issues labelled {label}"),
+        first,
+    )
+    .await?;
+    let stop = pass.saved.stop_before();
+    let mut newest = pass.saved.newest;
+    while let Step::Items(items) = pass.page(None).await? {
+        let mut records = Vec::new();
+        let mut reached = false;
+        for raw in items {
+            let updated = item_time(&raw, "updated_at");
+            if stop.is_some_and(|s| updated.is_some_and(|u| u < s)) {
+                reached = true;
+                break;
+            }
+            newest = latest(newest, updated);
+            // The issues API lists pull requests too.
+            if raw.get("pull_request").is_some() {
+                continue;
+            }
+            let key = raw
+                .get("number")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+                .to_string();
+            if let Some(i) = pass
+                .keep(repo, "incident", &key, &raw, |r| {
+                    normalize::incident(r, repo)
+                })
+                .await?
+            {
+                records.push(Record::Incident(i));
+            }
+        }
+        pass.write(RecordKind::Incidents, records).await?;
+        pass.page_done();
+        if reached {
+            break;
+        }
+    }
+    let mark = Mark {
+        newest: at_most_now(newest),
+        ..Mark::default()
+    };
+    pass.finish(mark).await
+}
+
+fn context<'a>(
+    store: &'a Store,
+    config: &'a GithubConfig,
+    progress: &'a dyn Progress,
+) -> Result<Ctx<'a>, GithubError> {
+    if config.token.is_empty() {
+        return Err(GithubError::Missing(
+            "token (or FLOWMETER_GITHUB_TOKEN / GITHUB_TOKEN)",
+        ));
+    }
+    let url = config.url.trim_end_matches('/');
+    let client_error = |message: String| GithubError::Client {
+        url: url.to_string(),
+        message,
+    };
+    if !config.token.bytes().all(|b| b.is_ascii_graphic()) {
+        // Not echoed: it is a secret.
+        return Err(client_error(
+            "the token holds characters that cannot be sent in a header".into(),
+        ));
+    }
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| client_error("github.url is not a URL".into()))?;
+    let host = uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .ok_or_else(|| client_error("github.url has no host".into()))?;
+    let octo = Octocrab::builder()
+        .base_uri(url)
+        .map_err(|e| client_error(e.to_string()))?
+        .personal_token(config.token.clone())
+        .set_connect_timeout(Some(Duration::from_secs(30)))
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .build()
+        .map_err(|e| client_error(e.to_string()))?;
+    Ok(Ctx {
+        api: Api {
+            octo,
+            policy: RetryPolicy {
+                base: Duration::from_millis(config.retry_base_ms),
+                max_delay: Duration::from_secs(60),
+                max_attempts: config.max_attempts,
+            },
+            max_wait: Duration::from_secs(config.max_rate_limit_wait_seconds),
+            spent_until: Mutex::new(None),
+        },
+        store,
+        config,
+        progress,
+        host,
+    })
+}
+
+/// Syncs the configured repositories into the store. A resource that keeps failing is
+/// reported in the outcome and the others go on.
+pub async fn sync(
+    store: &Store,
+    config: &GithubConfig,
+    progress: &dyn Progress,
+) -> Result<SyncOutcome, GithubError> {
+    let ctx = context(store, config, progress)?;
+    let mut outcome = SyncOutcome::default();
+    let mut repos: Vec<String> = config.repos.clone();
+    for org in &config.orgs {
+        let (listed, resource) = org_repos(&ctx, org).await?;
+        repos.extend(listed);
+        outcome.resources.push(resource);
+    }
+    let mut seen = std::collections::HashSet::new();
+    repos.retain(|r| seen.insert(r.to_lowercase()));
+    if repos.is_empty() && outcome.resources.is_empty() {
+        return Err(GithubError::Missing("repos (or github.orgs)"));
+    }
+    for repo in &repos {
+        tracing::info!(repo = %repo, "syncing GitHub repository");
+        outcome.resources.push(commits(&ctx, repo).await?);
+        outcome.resources.push(pulls(&ctx, repo).await?);
+        outcome.resources.extend(deployments(&ctx, repo).await?);
+        for label in &config.incident_labels {
+            outcome.resources.push(incidents(&ctx, repo, label).await?);
+        }
+    }
+    Ok(outcome)
+}
+
+/// Normalizes the archived raw items again and writes them, without calling GitHub.
+pub async fn replay(store: &Store, config: &GithubConfig) -> Result<SyncOutcome, GithubError> {
+    let mut outcome = ResourceOutcome {
+        resource: "archive".into(),
+        pages: 1,
+        ..ResourceOutcome::default()
+    };
+    let mut batches: std::collections::BTreeMap<&'static str, Vec<Record>> = Default::default();
+    let payloads = store.raw_payloads(SOURCE).await?;
+    for payload in &payloads {
+        let Some((repo, kind, _)) = parse_raw_id(&payload.id) else {
+            continue;
+        };
+        if kind == "unreadable" || payload.resource == "unreadable" {
+            continue;
+        }
+        let Ok(raw) = serde_json::from_str::<Value>(&payload.body) else {
+            outcome
+                .warnings
+                .push(format!("{}: the archived body is not JSON", payload.id));
+            continue;
+        };
+        let environment = config
+            .deployment_source(repo)
+            .environment
+            .unwrap_or_else(|| "production".to_string());
+        let records: Result<Vec<(&'static str, Record)>, String> = match kind {
+            "commit" => normalize::commit(&raw, repo).map(|c| vec![("commits", Record::Commit(c))]),
+            "pull" => normalize::pull_request(&raw, repo).map(|(pr, commits, warnings)| {
+                outcome.warnings.extend(warnings);
+                let mut all = vec![("pull_requests", Record::PullRequest(pr))];
+                all.extend(commits.into_iter().map(|c| ("commits", Record::Commit(c))));
+                all
+            }),
+            "deployment" => normalize::deployment(&raw, repo)
+                .map(|d| vec![("deployments", Record::Deployment(d))]),
+            "release" => normalize::release(&raw, repo, &environment)
+                .map(|d| vec![("deployments", Record::Deployment(d))]),
+            "run" => normalize::workflow_run(&raw, repo, &environment)
+                .map(|d| vec![("deployments", Record::Deployment(d))]),
+            "incident" => {
+                normalize::incident(&raw, repo).map(|i| vec![("incidents", Record::Incident(i))])
+            }
+            _ => Ok(Vec::new()),
+        };
+        match records {
+            Ok(records) => {
+                for (kind, record) in records {
+                    batches.entry(kind).or_default().push(record);
+                }
+            }
+            Err(warning) => outcome.warnings.push(warning),
+        }
+    }
+    for (kind, records) in [
+        ("commits", RecordKind::Commits),
+        ("pull_requests", RecordKind::PullRequests),
+        ("deployments", RecordKind::Deployments),
+        ("incidents", RecordKind::Incidents),
+    ] {
+        let batch = batches.remove(kind).unwrap_or_default();
+        for chunk in batch.chunks(5000) {
+            let written = store.write(records, chunk).await?;
+            outcome.records += written.received;
+            outcome.changed += written.changed;
+        }
+    }
+    Ok(SyncOutcome {
+        resources: vec![outcome],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_headers_and_archive_ids() {
+        let link = "<https://api.github.com/resource?page=2>; rel=\"next\", <https://api.github.com/resource?page=5>; rel=\"last\"";
+        assert_eq!(
+            next_link(link).as_deref(),
+            Some("https://api.github.com/resource?page=2")
+        );
+        assert_eq!(
+            next_link("<https://api.github.com/resource?page=1>; rel=\"prev\""),
+            None
+        );
+        let id = raw_id("127.0.0.1:8080", "acme/api", "pull", "42");
+        assert_eq!(id, "github:127.0.0.1:8080:acme/api:pull:42");
+        assert_eq!(parse_raw_id(&id), Some(("acme/api", "pull", "42")));
+        assert_eq!(parse_raw_id("jira:issue:x"), None);
+    }
+}
