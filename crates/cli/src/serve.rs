@@ -36,6 +36,7 @@ pub fn check_exposure(
 pub async fn run(store: Store, config: Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     check_exposure(args.listen, &config, args.insecure_no_auth)?;
     let unguarded = config.server.tokens.is_empty();
+    let schedule = crate::sync::spawn_schedule(store.clone(), config.clone());
     let state = flowmeter_web::AppState::new(store, config)
         .await
         .context("prepare the first snapshot")?;
@@ -47,5 +48,8 @@ pub async fn run(store: Store, config: Config, args: &ServeArgs) -> anyhow::Resu
     let address = listener.local_addr()?;
     println!("Flowmeter is serving http://{address}/ (Ctrl-C stops it)");
     flowmeter_web::serve(listener, state, flowmeter_web::shutdown_signal()).await?;
+    if let Some(schedule) = schedule {
+        schedule.abort();
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -11,7 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-#[derive(Debug, Clone, Copy, clap::Subcommand)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
 pub enum Source {
     /// Jira issues with their full status history (see `[jira]` in flowmeter.toml).
     Jira,
@@ -156,4 +156,70 @@ pub async fn replay(store: &Store, config: &Config, source: Source) -> anyhow::R
             &flowmeter_ingest::github::replay(store, &github_config(config)).await?,
         )),
     }
+}
+
+/// The connectors this configuration sets up: GitHub when it names repositories or
+/// organisations, Jira when it names a site.
+pub fn configured(config: &Config) -> Vec<Source> {
+    let mut sources = Vec::new();
+    if !config.github.repos.is_empty() || !config.github.orgs.is_empty() {
+        sources.push(Source::Github);
+    }
+    if !config.jira.url.is_empty() {
+        sources.push(Source::Jira);
+    }
+    sources
+}
+
+/// Runs every configured connector now and then every `server.sync_minutes`, logging each
+/// outcome; the server's refresher picks up what they write.
+pub fn spawn_schedule(store: Store, config: Config) -> Option<tokio::task::JoinHandle<()>> {
+    let minutes = config.server.sync_minutes;
+    let sources = configured(&config);
+    if minutes == 0 || sources.is_empty() {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut every =
+            tokio::time::interval(std::time::Duration::from_secs(u64::from(minutes) * 60));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            for source in &sources {
+                let progress = flowmeter_ingest::LogProgress;
+                let (name, outcome) = match source {
+                    Source::Github => (
+                        "github",
+                        flowmeter_ingest::github::sync(&store, &github_config(&config), &progress)
+                            .await
+                            .map_err(anyhow::Error::from),
+                    ),
+                    Source::Jira => (
+                        "jira",
+                        flowmeter_ingest::jira::sync(&store, &jira_config(&config), &progress)
+                            .await
+                            .map_err(anyhow::Error::from),
+                    ),
+                };
+                match outcome {
+                    Ok(outcome) => {
+                        let records: u64 = outcome.resources.iter().map(|r| r.changed).sum();
+                        let failed: Vec<String> = outcome
+                            .resources
+                            .iter()
+                            .filter_map(|r| {
+                                r.error.as_ref().map(|e| format!("{}: {e}", r.resource))
+                            })
+                            .collect();
+                        if failed.is_empty() {
+                            tracing::info!(source = name, changed = records, "scheduled sync done");
+                        } else {
+                            tracing::warn!(source = name, changed = records, failed = ?failed, "scheduled sync incomplete");
+                        }
+                    }
+                    Err(error) => tracing::error!(source = name, %error, "scheduled sync failed"),
+                }
+            }
+        }
+    }))
 }

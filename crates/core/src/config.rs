@@ -271,6 +271,9 @@ pub struct ServerConfig {
     pub refresh_seconds: u32,
     /// Tokens for `/api` and `/export`; once any is configured, every request there needs one.
     pub tokens: Vec<TokenConfig>,
+    /// Minutes between syncs of the configured connectors (`[github]`, `[jira]`) while serving;
+    /// 0 (the default) leaves syncing to `flowmeter sync`.
+    pub sync_minutes: u32,
 }
 
 impl Default for ServerConfig {
@@ -278,6 +281,7 @@ impl Default for ServerConfig {
         ServerConfig {
             refresh_seconds: 5,
             tokens: Vec::new(),
+            sync_minutes: 0,
         }
     }
 }

@@ -1636,3 +1636,35 @@ async fn a_running_deployment_is_read_again_until_it_finishes() {
     assert!(deployments[0].conditional && deployments[0].status == 304);
     db.finish().await;
 }
+
+/// `flowmeter serve` with `server.sync_minutes` runs the configured connectors at once and then
+/// on that schedule.
+#[tokio::test]
+async fn serve_syncs_the_configured_connectors_on_a_schedule() {
+    let (_fake, address) = start_fake(Switches::default(), false).await;
+    let db = TestDb::sqlite().await;
+    let mut config = flowmeter_core::Config::default();
+    assert!(flowmeter::sync::spawn_schedule(db.store.clone(), config.clone()).is_none());
+    config.github = github_config(address);
+    config.server.sync_minutes = 60;
+    assert_eq!(
+        flowmeter::sync::configured(&config),
+        [flowmeter::sync::Source::Github]
+    );
+    let schedule = flowmeter::sync::spawn_schedule(db.store.clone(), config).expect("scheduled");
+    let started = std::time::Instant::now();
+    loop {
+        let data = db.store.load().await.unwrap();
+        if data.incidents.len() == 2 && data.deployments.len() == 9 {
+            assert_organisation(&data);
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the first scheduled sync did not finish"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    schedule.abort();
+    db.finish().await;
+}
