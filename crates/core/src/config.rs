@@ -156,6 +156,9 @@ pub struct JiraConfig {
     pub story_points_field: String,
     /// Issue types that are incidents.
     pub incident_types: Vec<String>,
+    /// JQL selecting further issues that are incidents (any project), such as
+    /// `labels = outage`; `updated` and ordering are added.
+    pub incident_jql: String,
     /// The service an incident of a project belongs to (default: the project key).
     pub project_services: std::collections::BTreeMap<String, String>,
     pub page_size: u32,
@@ -177,6 +180,7 @@ impl Default for JiraConfig {
             jql: String::new(),
             story_points_field: String::new(),
             incident_types: vec!["Incident".into()],
+            incident_jql: String::new(),
             project_services: Default::default(),
             page_size: 100,
             // JQL dates are read in the Jira user's time zone: a day of overlap covers any.

@@ -97,6 +97,8 @@ fn issues() -> Vec<Value> {
             ],
         ));
     }
+    // PAY-2 was an outage: `labels = outage` selects it as an incident.
+    all[1]["fields"]["labels"] = json!(["backend", "outage"]);
     all.push(issue(
         "OPS-1",
         "Incident",
@@ -207,10 +209,18 @@ async fn search(
                 .unwrap()
                 .and_utc()
         });
+    let outage = jql.contains("labels = outage");
     let mut matching: Vec<Value> = fake
         .issues
         .iter()
         .filter(|i| since.is_none_or(|s| jira_time(i["fields"]["updated"].as_str().unwrap()) >= s))
+        .filter(|i| {
+            !outage
+                || i["fields"]["labels"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("outage"))
+        })
         .cloned()
         .collect();
     matching.sort_by_key(|i| {
@@ -390,15 +400,33 @@ async fn rate_limits_and_server_errors_are_retried_to_the_same_store() {
 
     let faulty = TestDb::sqlite().await;
     fake.log.lock().unwrap().clear();
+    // Request 2 meets a 429 (gouqi hides its headers), and so does the request that reads its
+    // Retry-After (3): the sync waits the second it says. Request 9's 429 is followed by an
+    // answer that got through (10), which is used as it is.
     *fake.switches.lock().unwrap() = Switches {
-        rate_limited: [2, 3].into(),
+        rate_limited: [2, 3, 9].into(),
         fail_every: Some(4),
         stall_at: None,
     };
+    let started = std::time::Instant::now();
     let outcome = sync(&faulty.store, &jira_config(address)).await;
     assert!(outcome.ok(), "{outcome:?}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
     assert_eq!(faulty.store.load().await.unwrap(), expected);
-    assert!(fake.log.lock().unwrap().len() > 20, "faults cost retries");
+    let log = fake.log.lock().unwrap().clone();
+    assert_eq!(
+        log[1], log[2],
+        "the 429 is asked again to read its Retry-After: {log:?}"
+    );
+    assert_eq!(log[8], log[9], "{log:?}");
+    assert_ne!(
+        log[9], log[10],
+        "the answer that got through was used, not asked for again: {log:?}"
+    );
+    assert!(log.len() > 20, "faults cost retries");
 
     // A site that keeps failing: the resource fails and says why.
     let switches = Switches {
@@ -525,4 +553,56 @@ async fn a_killed_sync_resumes_to_the_same_store_and_the_token_never_shows() {
     }
     partial.close().await;
     clean.finish().await;
+}
+
+#[tokio::test]
+async fn issues_selected_by_jql_are_incidents() {
+    on_both(|store| async move {
+        let (fake, address) = start_fake(Switches::default()).await;
+        let config = JiraConfig {
+            incident_jql: "labels = outage".into(),
+            ..jira_config(address)
+        };
+        let outcome = sync(&store, &config).await;
+        assert!(outcome.ok(), "{outcome:?}");
+        let names: Vec<&str> = outcome
+            .resources
+            .iter()
+            .map(|r| r.resource.as_str())
+            .collect();
+        assert_eq!(names, ["issues", "incidents"]);
+        let loaded = store.load().await.unwrap();
+        let mut ids: Vec<&str> = loaded.incidents.iter().map(|i| i.id.as_str()).collect();
+        ids.sort();
+        assert_eq!(
+            ids,
+            ["OPS-1", "PAY-2"],
+            "OPS-1 by its type, PAY-2 by the JQL"
+        );
+        let pay2 = loaded.incidents.iter().find(|i| i.id == "PAY-2").unwrap();
+        assert_eq!(pay2.service.as_deref(), Some("PAY"));
+        assert!(
+            fake.log
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("search (labels = outage) ORDER BY updated ASC"))
+        );
+        // Replay knows which archived issues the JQL selected.
+        let replayed = flowmeter_ingest::jira::replay(&store, &config)
+            .await
+            .unwrap();
+        assert_eq!(replayed.resources[0].changed, 0);
+        assert_eq!(store.load().await.unwrap(), loaded);
+        // The incident search has its own cursor.
+        fake.log.lock().unwrap().clear();
+        assert!(sync(&store, &config).await.ok());
+        let log = fake.log.lock().unwrap().clone();
+        assert!(
+            log.iter()
+                .any(|l| l.starts_with("search (labels = outage) AND updated >= ")),
+            "{log:?}"
+        );
+    })
+    .await;
 }

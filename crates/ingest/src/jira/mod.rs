@@ -23,6 +23,9 @@ use crate::{Progress, ResourceOutcome, SyncOutcome};
 
 pub const SOURCE: &str = "jira";
 const RESOURCE: &str = "issues";
+const INCIDENTS: &str = "incidents";
+/// Set on the archived body of an issue that `jira.incident_jql` selected.
+pub const INCIDENT_MARK: &str = "flowmeterIncident";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JiraError {
@@ -75,6 +78,11 @@ pub fn jql(
     } else {
         return Err(JiraError::Missing("projects (or jira.jql)"));
     };
+    Ok(narrowed(config, &base, since))
+}
+
+/// A selection narrowed to what changed since the cursor (less the overlap), in update order.
+fn narrowed(config: &JiraConfig, base: &str, since: Option<flowmeter_core::Timestamp>) -> String {
     let narrowed = match since {
         Some(since) => {
             let from = since - chrono::Duration::minutes(i64::from(config.overlap_minutes));
@@ -85,7 +93,7 @@ pub fn jql(
         }
         None => format!("({base})"),
     };
-    Ok(format!("{narrowed} ORDER BY updated ASC, key ASC"))
+    format!("{narrowed} ORDER BY updated ASC, key ASC")
 }
 
 fn classify(e: gouqi::Error) -> Fault {
@@ -93,8 +101,6 @@ fn classify(e: gouqi::Error) -> Fault {
         gouqi::Error::Fault { code, .. } if code.as_u16() == 429 || code.is_server_error() => {
             Fault::Transient {
                 message: format!("Jira answered {}", code.as_u16()),
-                // gouqi does not expose response headers, so Retry-After cannot be read here;
-                // the backoff doubles from jira.retry_base_ms instead.
                 retry_after: None,
             }
         }
@@ -114,8 +120,99 @@ fn classify(e: gouqi::Error) -> Fault {
     }
 }
 
+/// The Jira client: gouqi for every request, and a plain reqwest request with the same
+/// credentials when gouqi reports a 429, because gouqi does not expose response headers and a
+/// 429's `Retry-After` says how long to wait.
+struct Client {
+    jira: gouqi::r#async::Jira,
+    http: reqwest::Client,
+    base: String,
+    auth: JiraAuth,
+    email: String,
+    token: String,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// `GET /rest/api/3{endpoint}`, one attempt.
+    async fn get<T: serde::de::DeserializeOwned>(&self, endpoint: &str) -> Result<T, Fault> {
+        match self.jira.get_versioned("api", Some("3"), endpoint).await {
+            Ok(value) => Ok(value),
+            Err(gouqi::Error::Fault { code, .. }) if code.as_u16() == 429 => {
+                self.after_rate_limit(endpoint).await
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// Asks again with reqwest to read the rate limit's `Retry-After`: a 429 becomes a wait of
+    /// exactly that long, and an answer that got through is used as it is.
+    async fn after_rate_limit<T: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &str,
+    ) -> Result<T, Fault> {
+        let url = format!("{}/rest/api/3{endpoint}", self.base);
+        let request = match self.auth {
+            JiraAuth::Basic => self
+                .http
+                .get(&url)
+                .basic_auth(&self.email, Some(&self.token)),
+            JiraAuth::Bearer => self.http.get(&url).bearer_auth(&self.token),
+        };
+        let response = request.send().await.map_err(|e| Fault::Transient {
+            message: format!("connection to Jira failed: {}", e.without_url()),
+            retry_after: None,
+        })?;
+        let status = response.status();
+        if status.as_u16() == 429 {
+            let wait = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            return Err(match wait {
+                Some(seconds) => Fault::RateLimited {
+                    message: "Jira answered 429".into(),
+                    wait: std::time::Duration::from_secs(seconds),
+                },
+                None => Fault::Transient {
+                    message: "Jira answered 429".into(),
+                    retry_after: None,
+                },
+            });
+        }
+        if !status.is_success() {
+            return Err(if status.is_server_error() {
+                Fault::Transient {
+                    message: format!("Jira answered {}", status.as_u16()),
+                    retry_after: None,
+                }
+            } else if status.as_u16() == 401 {
+                Fault::Permanent("Jira rejected the credentials (401)".into())
+            } else {
+                Fault::Permanent(format!("Jira answered {}", status.as_u16()))
+            });
+        }
+        let body = response.text().await.map_err(|e| Fault::Transient {
+            message: format!("reading Jira's answer failed: {}", e.without_url()),
+            retry_after: None,
+        })?;
+        serde_json::from_str(&body).map_err(|e| Fault::Transient {
+            message: format!("unreadable answer from Jira: {e}"),
+            retry_after: None,
+        })
+    }
+}
+
 /// A Jira client with this configuration's credentials.
-fn client(config: &JiraConfig) -> Result<gouqi::r#async::Jira, JiraError> {
+fn client(config: &JiraConfig) -> Result<Client, JiraError> {
     if config.url.is_empty() {
         return Err(JiraError::Missing("url"));
     }
@@ -131,18 +228,31 @@ fn client(config: &JiraConfig) -> Result<gouqi::r#async::Jira, JiraError> {
         JiraAuth::Basic => gouqi::Credentials::Basic(config.email.clone(), config.token.clone()),
         JiraAuth::Bearer => gouqi::Credentials::Bearer(config.token.clone()),
     };
-    gouqi::r#async::Jira::new(config.url.trim_end_matches('/'), credentials).map_err(|e| {
-        JiraError::Client {
-            url: config.url.clone(),
-            // The error of building a client names the URL at most, never the credentials.
-            message: e.to_string(),
-        }
+    let base = config.url.trim_end_matches('/').to_string();
+    let client_error = |message: String| JiraError::Client {
+        url: config.url.clone(),
+        // The error of building a client names the URL at most, never the credentials.
+        message,
+    };
+    let jira = gouqi::r#async::Jira::new(base.as_str(), credentials)
+        .map_err(|e| client_error(e.to_string()))?;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(120))
+        .build()
+        .map_err(|e| client_error(e.without_url().to_string()))?;
+    Ok(Client {
+        jira,
+        http,
+        base,
+        auth: config.auth,
+        email: config.email.clone(),
+        token: config.token.clone(),
     })
 }
 
 /// Fetches every page of an issue's changelog past what the search returned.
 async fn complete_changelog(
-    jira: &gouqi::r#async::Jira,
+    jira: &Client,
     policy: &RetryPolicy,
     progress: &dyn Progress,
     raw: &mut Value,
@@ -171,11 +281,7 @@ async fn complete_changelog(
             encode(&key)
         );
         let page: ChangelogPage = policy
-            .run(RESOURCE, progress, || async {
-                jira.get_versioned("api", Some("3"), &endpoint)
-                    .await
-                    .map_err(classify)
-            })
+            .run(RESOURCE, progress, || async { jira.get(&endpoint).await })
             .await?;
         let got = page.values.len() as u64;
         histories.extend(page.values);
@@ -230,113 +336,122 @@ async fn write_issues(
     ))
 }
 
-/// Syncs the configured issues into the store.
-pub async fn sync(
-    store: &Store,
-    config: &JiraConfig,
-    progress: &dyn Progress,
-) -> Result<SyncOutcome, JiraError> {
-    let jira = client(config)?;
-    let policy = RetryPolicy {
-        base: std::time::Duration::from_millis(config.retry_base_ms),
-        max_delay: std::time::Duration::from_secs(60),
-        max_attempts: config.max_attempts,
-    };
-    let scope = config.url.trim_end_matches('/').to_string();
-    let since = store
-        .cursor(SOURCE, &scope, RESOURCE)
-        .await?
-        .and_then(|c| c.cursor)
-        .and_then(|c| chrono::DateTime::parse_from_rfc3339(&c).ok())
-        .map(|t| t.to_utc());
-    let jql = jql(config, since)?;
-    tracing::info!(%jql, "syncing Jira issues");
-    let mut fields = "summary,status,issuetype,project,created,updated,resolutiondate,assignee,labels,parent,priority".to_string();
-    if !config.story_points_field.is_empty() {
-        fields.push(',');
-        fields.push_str(&config.story_points_field);
+/// One search's pass: its pages, each issue's full changelog, raw bodies archived, records
+/// written, and the cursor moved after each committed page.
+struct Search<'a> {
+    jira: &'a Client,
+    store: &'a Store,
+    config: &'a JiraConfig,
+    policy: RetryPolicy,
+    progress: &'a dyn Progress,
+    scope: String,
+}
+
+impl Search<'_> {
+    async fn since(&self, resource: &str) -> Result<Option<flowmeter_core::Timestamp>, JiraError> {
+        Ok(self
+            .store
+            .cursor(SOURCE, &self.scope, resource)
+            .await?
+            .and_then(|c| c.cursor)
+            .and_then(|c| chrono::DateTime::parse_from_rfc3339(&c).ok())
+            .map(|t| t.to_utc()))
     }
-    let mut outcome = ResourceOutcome {
-        resource: RESOURCE.into(),
-        ..ResourceOutcome::default()
-    };
-    let mut next: Option<String> = None;
-    loop {
-        let mut endpoint = format!(
-            "/search/jql?jql={}&maxResults={}&fields={}&expand=changelog",
-            encode(&jql),
-            config.page_size,
-            encode(&fields)
-        );
-        if let Some(token) = &next {
-            endpoint.push_str(&format!("&nextPageToken={}", encode(token)));
+
+    /// Runs the search `jql`; `incidents` marks every issue it finds as an incident.
+    async fn pass(
+        &self,
+        resource: &str,
+        jql: &str,
+        incidents: bool,
+    ) -> Result<ResourceOutcome, JiraError> {
+        let (store, config, progress, scope) =
+            (self.store, self.config, self.progress, self.scope.as_str());
+        tracing::info!(%jql, resource, "syncing Jira issues");
+        let mut fields = "summary,status,issuetype,project,created,updated,resolutiondate,assignee,labels,parent,priority".to_string();
+        if !config.story_points_field.is_empty() {
+            fields.push(',');
+            fields.push_str(&config.story_points_field);
         }
-        let page: Result<SearchPage, String> = policy
-            .run(RESOURCE, progress, || async {
-                jira.get_versioned("api", Some("3"), &endpoint)
-                    .await
-                    .map_err(classify)
-            })
-            .await;
-        let page = match page {
-            Ok(page) => page,
-            Err(error) => {
+        let mut outcome = ResourceOutcome {
+            resource: resource.into(),
+            ..ResourceOutcome::default()
+        };
+        let mut next: Option<String> = None;
+        loop {
+            let mut endpoint = format!(
+                "/search/jql?jql={}&maxResults={}&fields={}&expand=changelog",
+                encode(jql),
+                config.page_size,
+                encode(&fields)
+            );
+            if let Some(token) = &next {
+                endpoint.push_str(&format!("&nextPageToken={}", encode(token)));
+            }
+            let page: Result<SearchPage, String> = self
+                .policy
+                .run(resource, progress, || async {
+                    self.jira.get(&endpoint).await
+                })
+                .await;
+            let page = match page {
+                Ok(page) => page,
+                Err(error) => {
+                    outcome.error = Some(error);
+                    break;
+                }
+            };
+            let mut raws = page.issues;
+            let mut failed = None;
+            for raw in &mut raws {
+                if let Err(error) = complete_changelog(self.jira, &self.policy, progress, raw).await
+                {
+                    failed = Some(error);
+                    break;
+                }
+                if incidents && let Some(map) = raw.as_object_mut() {
+                    map.insert(INCIDENT_MARK.into(), Value::Bool(true));
+                }
+            }
+            if let Some(error) = failed {
                 outcome.error = Some(error);
                 break;
             }
-        };
-        let mut raws = page.issues;
-        let mut failed = None;
-        for raw in &mut raws {
-            if let Err(error) = complete_changelog(&jira, &policy, progress, raw).await {
-                failed = Some(error);
-                break;
+            let fetched_at = chrono::Utc::now();
+            let kind = if incidents { "incident" } else { "issue" };
+            for raw in &raws {
+                let id = match raw.get("key").and_then(Value::as_str) {
+                    Some(key) => format!("jira:{kind}:{scope}:{key}"),
+                    None => format!("jira:unreadable:{scope}:{resource}:{}", outcome.pages),
+                };
+                store
+                    .put_raw(&RawPayload {
+                        id,
+                        source: SOURCE.into(),
+                        resource: resource.into(),
+                        fetched_at,
+                        etag: None,
+                        body: raw.to_string(),
+                    })
+                    .await?;
             }
-        }
-        if let Some(error) = failed {
-            outcome.error = Some(error);
-            break;
-        }
-        let fetched_at = chrono::Utc::now();
-        for raw in &raws {
-            let id = match raw.get("key").and_then(Value::as_str) {
-                Some(key) => format!("jira:issue:{scope}:{key}"),
-                None => format!("jira:unreadable:{scope}:{}", outcome.pages),
-            };
-            store
-                .put_raw(&RawPayload {
-                    id,
-                    source: SOURCE.into(),
-                    resource: RESOURCE.into(),
-                    fetched_at,
-                    etag: None,
-                    body: raw.to_string(),
-                })
-                .await?;
-        }
-        let (records, changed, warnings, latest) = write_issues(store, config, &raws).await?;
-        for warning in &warnings {
-            tracing::warn!(warning = %warning, "Jira payload not fully readable; raw body kept");
-        }
-        outcome.pages += 1;
-        outcome.records += records;
-        outcome.changed += changed;
-        outcome.warnings.extend(warnings);
-        // The records of this page are committed: the cursor may move past them.
-        if let Some(latest) = latest {
-            let current = store
-                .cursor(SOURCE, &scope, RESOURCE)
-                .await?
-                .and_then(|c| c.cursor);
-            let newer = current
-                .and_then(|c| chrono::DateTime::parse_from_rfc3339(&c).ok())
-                .is_none_or(|c| c.to_utc() < latest);
-            if newer {
+            let (records, changed, warnings, latest) = write_issues(store, config, &raws).await?;
+            for warning in &warnings {
+                tracing::warn!(warning = %warning, "Jira payload not fully readable; raw body kept");
+            }
+            outcome.pages += 1;
+            outcome.records += records;
+            outcome.changed += changed;
+            outcome.warnings.extend(warnings);
+            // The records of this page are committed: the cursor may move past them.
+            if let Some(latest) = latest
+                && self.since(resource).await?.is_none_or(|c| c < latest)
+            {
                 store
                     .set_cursor(
                         SOURCE,
-                        &scope,
-                        RESOURCE,
+                        scope,
+                        resource,
                         &Cursor {
                             cursor: Some(latest.to_rfc3339()),
                             etag: None,
@@ -344,21 +459,50 @@ pub async fn sync(
                     )
                     .await?;
             }
+            progress.page(resource, outcome.pages, outcome.records);
+            let previous = next.take();
+            next = page.next_page_token.filter(|t| !t.is_empty());
+            if next.is_some() && next == previous {
+                outcome.error = Some("Jira sent the same page token twice".into());
+                break;
+            }
+            if page.is_last.unwrap_or(next.is_none()) || next.is_none() {
+                break;
+            }
         }
-        progress.page(RESOURCE, outcome.pages, outcome.records);
-        let previous = next.take();
-        next = page.next_page_token.filter(|t| !t.is_empty());
-        if next.is_some() && next == previous {
-            outcome.error = Some("Jira sent the same page token twice".into());
-            break;
-        }
-        if page.is_last.unwrap_or(next.is_none()) || next.is_none() {
-            break;
-        }
+        Ok(outcome)
     }
-    Ok(SyncOutcome {
-        resources: vec![outcome],
-    })
+}
+
+/// Syncs the configured issues into the store, then the issues `jira.incident_jql` selects as
+/// incidents.
+pub async fn sync(
+    store: &Store,
+    config: &JiraConfig,
+    progress: &dyn Progress,
+) -> Result<SyncOutcome, JiraError> {
+    let jira = client(config)?;
+    let search = Search {
+        jira: &jira,
+        store,
+        config,
+        policy: RetryPolicy {
+            base: std::time::Duration::from_millis(config.retry_base_ms),
+            max_delay: std::time::Duration::from_secs(60),
+            max_attempts: config.max_attempts,
+        },
+        progress,
+        scope: config.url.trim_end_matches('/').to_string(),
+    };
+    let issues_jql = jql(config, search.since(RESOURCE).await?)?;
+    let mut resources = vec![search.pass(RESOURCE, &issues_jql, false).await?];
+    let incident_jql = config.incident_jql.trim();
+    if !incident_jql.is_empty() {
+        let since = search.since(INCIDENTS).await?;
+        let jql = narrowed(config, incident_jql, since);
+        resources.push(search.pass(INCIDENTS, &jql, true).await?);
+    }
+    Ok(SyncOutcome { resources })
 }
 
 /// Normalizes the archived raw issues again and writes them, without calling Jira.

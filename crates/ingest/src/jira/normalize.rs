@@ -17,7 +17,8 @@ fn text<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(value, |v, key| v.get(key))?.as_str()
 }
 
-/// One issue's records: the tracker issue, and an incident when its type marks incidents.
+/// One issue's records: the tracker issue, and an incident when its type marks incidents or
+/// `jira.incident_jql` selected it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Normalized {
     pub issue: Issue,
@@ -126,28 +127,30 @@ pub fn normalize(raw: &Value, config: &JiraConfig) -> Result<Normalized, String>
         resolved_at,
         transitions,
     };
-    let incident = config
-        .incident_types
-        .iter()
-        .any(|t| t.eq_ignore_ascii_case(&issue_type))
-        .then(|| Incident {
-            repo: None,
-            service: Some(
-                config
-                    .project_services
-                    .get(&project)
-                    .cloned()
-                    .unwrap_or(project),
-            ),
-            id: key.clone(),
-            created_at,
-            resolved_at: resolved_at.filter(|r| *r >= created_at),
-            title: summary,
-            severity: text(fields, &["priority", "name"]).map(String::from),
-            deployment_id: None,
-            url: (!config.url.is_empty())
-                .then(|| format!("{}/browse/{key}", config.url.trim_end_matches('/'))),
-        });
+    let marked = raw.get(super::INCIDENT_MARK).and_then(Value::as_bool) == Some(true);
+    let incident = (marked
+        || config
+            .incident_types
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(&issue_type)))
+    .then(|| Incident {
+        repo: None,
+        service: Some(
+            config
+                .project_services
+                .get(&project)
+                .cloned()
+                .unwrap_or(project),
+        ),
+        id: key.clone(),
+        created_at,
+        resolved_at: resolved_at.filter(|r| *r >= created_at),
+        title: summary,
+        severity: text(fields, &["priority", "name"]).map(String::from),
+        deployment_id: None,
+        url: (!config.url.is_empty())
+            .then(|| format!("{}/browse/{key}", config.url.trim_end_matches('/'))),
+    });
     let updated = text(fields, &["updated"]).and_then(parse_time);
     if updated.is_none() && fields.get("updated").is_some_and(|u| !u.is_null()) {
         warnings.push(format!("{key}: unreadable updated time"));
