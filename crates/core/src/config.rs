@@ -36,6 +36,17 @@ pub enum DeploymentSource {
     WorkflowRuns,
 }
 
+/// How each pull request's commits, reviews and ready-for-review time are read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PullDetails {
+    /// One GraphQL query per 25 pull requests.
+    #[default]
+    Graphql,
+    /// One REST timeline listing per pull request.
+    Rest,
+}
+
 /// `[[github.deployment_sources]]`: how one repository's deployments are recognised (repositories
 /// not listed use GitHub deployments).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +80,8 @@ pub struct GithubConfig {
     /// Issues carrying any of these labels are incidents.
     pub incident_labels: Vec<String>,
     pub deployment_sources: Vec<DeploymentSourceConfig>,
+    /// How pull request details are read: `graphql` (batched) or `rest` (a timeline each).
+    pub pull_details: PullDetails,
     /// Hours of default-branch history re-read before the cursor on each incremental sync.
     pub overlap_hours: u32,
     pub page_size: u32,
@@ -88,6 +101,7 @@ impl Default for GithubConfig {
             orgs: Vec::new(),
             incident_labels: vec!["incident".into()],
             deployment_sources: Vec::new(),
+            pull_details: PullDetails::Graphql,
             overlap_hours: 24,
             page_size: 100,
             retry_base_ms: 1000,

@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-use flowmeter_core::config::{DeploymentSource, DeploymentSourceConfig, GithubConfig};
+use flowmeter_core::config::{DeploymentSource, DeploymentSourceConfig, GithubConfig, PullDetails};
 use flowmeter_core::{Dataset, DeploymentStatus};
 use flowmeter_ingest::{LogProgress, SyncOutcome};
 use flowmeter_store::Store;
@@ -681,6 +681,8 @@ struct Switches {
     garbled: Option<String>,
     /// Requests whose URL contains this never answer.
     stall: Option<String>,
+    /// Pull requests whose GraphQL details say there are more commits than one query returns.
+    truncated: HashSet<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -725,17 +727,99 @@ fn error(status: StatusCode, message: &str, extra: &[(&str, String)]) -> Respons
     response
 }
 
-async fn answer(State(fake): State<Shared>, uri: Uri, headers: HeaderMap) -> Response {
-    let response = respond(&fake, &uri, &headers).await;
+async fn answer(
+    State(fake): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    // A GraphQL query is logged as `/graphql` with the pull requests it asks for.
+    let graphql = (uri.path() == "/graphql").then(|| graphql_numbers(&body));
+    let response = respond(
+        &fake,
+        &uri,
+        &headers,
+        graphql
+            .as_ref()
+            .map(|(repo, n)| (repo.as_str(), n.as_slice())),
+    )
+    .await;
     fake.log.lock().unwrap().push(Logged {
-        url: uri.to_string(),
+        url: match &graphql {
+            Some((_, numbers)) => format!(
+                "/graphql {}",
+                numbers
+                    .iter()
+                    .map(|n| format!("pr{n}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            None => uri.to_string(),
+        },
         conditional: headers.contains_key("if-none-match"),
         status: response.status().as_u16(),
     });
     response
 }
 
-async fn respond(fake: &Fake, uri: &Uri, headers: &HeaderMap) -> Response {
+/// The repository and pull request numbers a details query asks for.
+fn graphql_numbers(body: &str) -> (String, Vec<u64>) {
+    let query: Value = serde_json::from_str(body).unwrap();
+    let query = query["query"].as_str().unwrap();
+    let field = |name: &str| {
+        let start = query.find(&format!("{name}: \"")).unwrap() + name.len() + 3;
+        query[start..].split('"').next().unwrap().to_string()
+    };
+    let repo = format!("{}/{}", field("owner"), field("name"));
+    let numbers = query
+        .split("pullRequest(number: ")
+        .skip(1)
+        .map(|rest| rest.split(')').next().unwrap().parse().unwrap())
+        .collect();
+    (repo, numbers)
+}
+
+/// The GraphQL answer for some pull requests, from the same data as their REST timelines.
+fn graphql_answer(fake: &Fake, repo: &str, numbers: &[u64]) -> Value {
+    let data = fake.data.lock().unwrap();
+    let mut nodes = serde_json::Map::new();
+    for n in numbers {
+        let Some(Listing::Items(events)) = data.get(&format!("/repos/{repo}/issues/{n}/timeline"))
+        else {
+            nodes.insert(format!("pr{n}"), Value::Null);
+            continue;
+        };
+        let of = |kind: &'static str| events.iter().filter(move |e| e["event"] == kind);
+        let commits: Vec<Value> = of("committed")
+            .map(|e| json!({"commit": {"oid": e["sha"], "authoredDate": e["author"]["date"], "committedDate": e["committer"]["date"],
+                "message": e["message"], "author": {"name": e["author"]["name"], "email": e["author"]["email"]},
+                "committer": {"name": e["committer"]["name"], "email": e["committer"]["email"]},
+                "parents": {"nodes": e["parents"].as_array().unwrap().iter().map(|p| json!({"oid": p["sha"]})).collect::<Vec<_>>()}}}))
+            .collect();
+        let reviews: Vec<Value> = of("reviewed")
+            .map(|e| json!({"author": {"login": e["user"]["login"]}, "state": e["state"], "submittedAt": e["submitted_at"]}))
+            .collect();
+        let ready: Vec<Value> = of("ready_for_review")
+            .take(1)
+            .map(|e| json!({"createdAt": e["created_at"]}))
+            .collect();
+        let more = fake.switches.lock().unwrap().truncated.contains(n);
+        nodes.insert(
+            format!("pr{n}"),
+            json!({"commits": {"pageInfo": {"hasNextPage": more}, "nodes": commits},
+                   "reviews": {"pageInfo": {"hasNextPage": false}, "nodes": reviews},
+                   "timelineItems": {"nodes": ready}}),
+        );
+    }
+    json!({"data": {"repository": nodes}})
+}
+
+async fn respond(
+    fake: &Fake,
+    uri: &Uri,
+    headers: &HeaderMap,
+    graphql: Option<(&str, &[u64])>,
+) -> Response {
     let number = fake.log.lock().unwrap().len() + 1;
     let now = chrono::Utc::now().timestamp();
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
@@ -779,6 +863,10 @@ async fn respond(fake: &Fake, uri: &Uri, headers: &HeaderMap) -> Response {
         {
             return error(StatusCode::BAD_GATEWAY, "Server Error", &[]);
         }
+    }
+    if let Some((repo, numbers)) = graphql {
+        *fake.used.lock().unwrap() += 1;
+        return axum::Json(graphql_answer(fake, repo, numbers)).into_response();
     }
     let query: HashMap<String, String> = uri
         .query()
@@ -1066,6 +1154,12 @@ async fn a_full_sync_of_an_organisation_then_an_unchanged_one() {
         );
         let loaded = store.load().await.unwrap();
         assert_organisation(&loaded);
+        assert!(
+            fake.log()
+                .iter()
+                .any(|l| l.url == "/graphql pr6,pr5,pr4,pr3"),
+            "pull request details are batched"
+        );
         let log = fake.log();
         assert!(
             log.iter().all(|l| !l.conditional && l.status == 200),
@@ -1124,60 +1218,64 @@ async fn a_full_sync_of_an_organisation_then_an_unchanged_one() {
 
 #[tokio::test]
 async fn an_incremental_sync_reads_only_what_changed() {
-    let db = TestDb::sqlite().await;
-    let (fake, address) = start_fake(Switches::default(), false).await;
-    let config = github_config(address);
-    assert!(sync(&db.store, &config).await.ok());
-    let full_requests = fake.log().len();
+    for details in [PullDetails::Graphql, PullDetails::Rest] {
+        let db = TestDb::sqlite().await;
+        let (fake, address) = start_fake(Switches::default(), false).await;
+        let config = GithubConfig {
+            pull_details: details,
+            ..github_config(address)
+        };
+        assert!(sync(&db.store, &config).await.ok());
+        let full_requests = fake.log().len();
 
-    *fake.data.lock().unwrap() = organisation(true);
-    fake.log.lock().unwrap().clear();
-    let outcome = sync(&db.store, &config).await;
-    assert!(outcome.ok(), "{outcome:?}");
-    let log = fake.log();
-    let urls: Vec<&str> = log.iter().map(|l| l.url.as_str()).collect();
-    // The new pull request and the one with a new review have their timelines read again; the
-    // others do not.
-    assert!(
-        urls.iter()
-            .any(|u| u.starts_with("/repos/acme/api/issues/7/timeline")),
-        "{urls:?}"
-    );
-    assert!(
-        urls.iter()
-            .any(|u| u.starts_with("/repos/acme/api/issues/5/timeline")),
-        "{urls:?}"
-    );
-    assert!(
-        !urls
+        *fake.data.lock().unwrap() = organisation(true);
+        fake.log.lock().unwrap().clear();
+        let outcome = sync(&db.store, &config).await;
+        assert!(outcome.ok(), "{outcome:?}");
+        let log = fake.log();
+        let urls: Vec<&str> = log.iter().map(|l| l.url.as_str()).collect();
+        // The new pull request (#7), the one with a new review (#5) and the one updated exactly
+        // at the cursor (#6) have their details read again; the others do not.
+        let timelines: Vec<&&str> = urls
             .iter()
-            .any(|u| u.starts_with("/repos/acme/api/issues/1/timeline")),
-        "{urls:?}"
-    );
-    // Only the new deployment's statuses are read: the others were final.
-    let statuses: Vec<&&str> = urls.iter().filter(|u| u.contains("/statuses")).collect();
-    assert_eq!(
-        statuses,
-        [&"/repos/acme/api/deployments/106/statuses?per_page=100"]
-    );
-    // Commits down to the cursor less a day (4 pages), the changed pull requests page and the
-    // timelines of #5, #7 and #6 (updated exactly at the cursor), the deployments page and one
-    // statuses list; every other resource answered 304.
-    let read = log.iter().filter(|l| l.status == 200).count();
-    assert_eq!(read, 4 + 1 + 3 + 1 + 1, "{urls:?}");
-    assert_eq!(log.len() - read, 10, "{urls:?}");
-    assert!(read < full_requests / 3, "{read} of {full_requests}");
+            .filter(|u| u.contains("/timeline") || u.starts_with("/graphql"))
+            .collect();
+        match details {
+            PullDetails::Graphql => assert_eq!(timelines, [&"/graphql pr5,pr7,pr6"]),
+            PullDetails::Rest => assert_eq!(
+                timelines,
+                [
+                    &"/repos/acme/api/issues/5/timeline?per_page=100",
+                    &"/repos/acme/api/issues/7/timeline?per_page=100",
+                    &"/repos/acme/api/issues/6/timeline?per_page=100"
+                ]
+            ),
+        }
+        // Only the new deployment's statuses are read: the others were final.
+        let statuses: Vec<&&str> = urls.iter().filter(|u| u.contains("/statuses")).collect();
+        assert_eq!(
+            statuses,
+            [&"/repos/acme/api/deployments/106/statuses?per_page=100"]
+        );
+        // Commits down to the cursor less a day (4 pages), the changed pull requests page and
+        // their details, the deployments page and one statuses list; every other resource
+        // answered 304.
+        let read = log.iter().filter(|l| l.status == 200).count();
+        assert_eq!(read, 4 + 1 + timelines.len() + 1 + 1, "{urls:?}");
+        assert_eq!(log.len() - read, 10, "{urls:?}");
+        assert!(read < full_requests / 2, "{read} of {full_requests}");
 
-    // The same store as a full sync of the changed organisation.
-    let fresh = TestDb::sqlite().await;
-    assert!(sync(&fresh.store, &config).await.ok());
-    let expected = fresh.store.load().await.unwrap();
-    let got = db.store.load().await.unwrap();
-    assert_eq!(got, expected);
-    let pr5 = got.pull_requests.iter().find(|p| p.number == 5).unwrap();
-    assert_eq!(pr5.reviews.len(), 1);
-    db.finish().await;
-    fresh.finish().await;
+        // The same store as a full sync of the changed organisation.
+        let fresh = TestDb::sqlite().await;
+        assert!(sync(&fresh.store, &config).await.ok());
+        let expected = fresh.store.load().await.unwrap();
+        let got = db.store.load().await.unwrap();
+        assert_eq!(got, expected);
+        let pr5 = got.pull_requests.iter().find(|p| p.number == 5).unwrap();
+        assert_eq!(pr5.reviews.len(), 1);
+        db.finish().await;
+        fresh.finish().await;
+    }
 }
 
 #[tokio::test]
@@ -1353,12 +1451,12 @@ async fn a_killed_sync_resumes_to_the_same_store_and_the_token_never_shows() {
         .unwrap();
     let waiting = std::time::Instant::now();
     // The stalled request is logged only when it answers (never): watch for the last request
-    // before it, the timeline of the last pull request on the first page.
+    // before it, the details query of the first page's pull requests.
     loop {
         if fake
             .log()
             .iter()
-            .any(|l| l.url.starts_with("/repos/acme/api/issues/3/timeline"))
+            .any(|l| l.url.starts_with("/graphql") && l.url.contains("pr3"))
         {
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             break;
@@ -1477,59 +1575,67 @@ async fn requests_per_pull_request_and_per_100_commits() {
         let mut data = fake.data.lock().unwrap();
         data.extend(repo.finish(&t));
     }
-    let config = GithubConfig {
-        repos: vec!["acme/big".into()],
-        orgs: vec![],
-        page_size: 100,
-        ..github_config(address)
-    };
-    let db = TestDb::sqlite().await;
-    let outcome = sync(&db.store, &config).await;
-    assert!(outcome.ok(), "{outcome:?}");
-    let requests = |name: &str| {
-        outcome
-            .resources
-            .iter()
-            .find(|r| r.resource == name)
-            .unwrap()
-            .requests
-    };
-    assert!(warnings(&outcome).is_empty(), "{:?}", warnings(&outcome));
-    let records = |name: &str| {
-        outcome
-            .resources
-            .iter()
-            .find(|r| r.resource == name)
-            .unwrap()
-            .records
-    };
-    assert_eq!(records("acme/big commits"), 1000);
-    // 40 pull requests and their 40 commits.
-    assert_eq!(records("acme/big pulls"), 80);
-    let commits = requests("acme/big commits");
-    let pulls = requests("acme/big pulls");
-    let per_100_commits = commits as f64 / 10.0;
-    let per_pull = pulls as f64 / 40.0;
-    eprintln!(
-        "full sync: {per_100_commits:.2} requests per 100 commits, {per_pull:.3} per pull request"
-    );
-    assert!(per_100_commits <= 1.1, "{per_100_commits}");
-    // The list page, plus one timeline per pull request.
-    assert_eq!(pulls, 1 + 40);
+    let mut stores = Vec::new();
+    for details in [PullDetails::Rest, PullDetails::Graphql] {
+        let config = GithubConfig {
+            repos: vec!["acme/big".into()],
+            orgs: vec![],
+            page_size: 100,
+            pull_details: details,
+            ..github_config(address)
+        };
+        let db = TestDb::sqlite().await;
+        let outcome = sync(&db.store, &config).await;
+        assert!(outcome.ok(), "{outcome:?}");
+        assert!(warnings(&outcome).is_empty(), "{:?}", warnings(&outcome));
+        let resource = |name: &str| {
+            outcome
+                .resources
+                .iter()
+                .find(|r| r.resource == name)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(resource("acme/big commits").records, 1000);
+        // 40 pull requests and their 40 commits.
+        assert_eq!(resource("acme/big pulls").records, 80);
+        let commits = resource("acme/big commits").requests;
+        let pulls = resource("acme/big pulls").requests;
+        let per_100_commits = commits as f64 / 10.0;
+        let per_pull = pulls as f64 / 40.0;
+        eprintln!(
+            "full sync ({details:?}): {per_100_commits:.2} requests per 100 commits, {per_pull:.3} per pull request"
+        );
+        assert!(per_100_commits <= 1.1, "{per_100_commits}");
+        match details {
+            // The list page, plus one timeline per pull request.
+            PullDetails::Rest => assert_eq!(pulls, 1 + 40),
+            // The list page, plus one query per 25 pull requests.
+            PullDetails::Graphql => assert_eq!(pulls, 1 + 2),
+        }
 
-    fake.log.lock().unwrap().clear();
-    let used = *fake.used.lock().unwrap();
-    let again = sync(&db.store, &config).await;
-    assert!(again.ok());
-    let log = fake.log();
-    assert!(log.iter().all(|l| l.status == 304));
-    eprintln!(
-        "unchanged re-sync: {} requests, all 304, {} rate-limit points",
-        log.len(),
-        *fake.used.lock().unwrap() - used
+        fake.log.lock().unwrap().clear();
+        let used = *fake.used.lock().unwrap();
+        let again = sync(&db.store, &config).await;
+        assert!(again.ok());
+        let log = fake.log();
+        assert!(log.iter().all(|l| l.status == 304));
+        eprintln!(
+            "unchanged re-sync ({details:?}): {} requests, all 304, {} rate-limit points",
+            log.len(),
+            *fake.used.lock().unwrap() - used
+        );
+        assert_eq!(*fake.used.lock().unwrap(), used);
+        stores.push(db);
+    }
+    // Both ways read the same records.
+    assert_eq!(
+        stores[0].store.load().await.unwrap(),
+        stores[1].store.load().await.unwrap()
     );
-    assert_eq!(*fake.used.lock().unwrap(), used);
-    db.finish().await;
+    for db in stores {
+        db.finish().await;
+    }
 }
 
 /// A deployment still running is read again on the next sync even though the deployments list
@@ -1666,5 +1772,34 @@ async fn serve_syncs_the_configured_connectors_on_a_schedule() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     schedule.abort();
+    db.finish().await;
+}
+
+/// A pull request with more commits or reviews than one GraphQL query returns has its timeline
+/// read instead, page by page.
+#[tokio::test]
+async fn a_pull_request_too_long_for_one_query_reads_its_timeline() {
+    let (fake, address) = start_fake(Switches::default(), false).await;
+    let clean = TestDb::sqlite().await;
+    assert!(sync(&clean.store, &github_config(address)).await.ok());
+    fake.switches.lock().unwrap().truncated = [2].into();
+    fake.log.lock().unwrap().clear();
+    let db = TestDb::sqlite().await;
+    assert!(sync(&db.store, &github_config(address)).await.ok());
+    let timelines: Vec<String> = fake
+        .log()
+        .into_iter()
+        .filter(|l| l.url.contains("/timeline"))
+        .map(|l| l.url)
+        .collect();
+    assert_eq!(
+        timelines,
+        ["/repos/acme/api/issues/2/timeline?per_page=100"]
+    );
+    assert_eq!(
+        db.store.load().await.unwrap(),
+        clean.store.load().await.unwrap()
+    );
+    clean.finish().await;
     db.finish().await;
 }

@@ -110,12 +110,15 @@ pub fn pull_request(
     let mut commits = Vec::new();
     let mut reviews = Vec::new();
     let mut ready_at = None;
-    for event in raw
-        .get("timeline")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    let events: Vec<Value> = match raw.get("graphql") {
+        Some(node) => graphql_events(node),
+        None => raw
+            .get("timeline")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+    };
+    for event in &events {
         match text(event, &["event"]) {
             Some("committed") => match commit(event, repo) {
                 Ok(c) => commits.push(c),
@@ -178,6 +181,57 @@ pub fn pull_request(
         reviews,
     };
     Ok((pr, commits, warnings))
+}
+
+/// A pull request's GraphQL details (commits, reviews, first ready-for-review) as the timeline
+/// events the REST API lists for the same things, so both read alike.
+fn graphql_events(node: &Value) -> Vec<Value> {
+    let nodes = |path: &str| {
+        node.pointer(path)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut events = Vec::new();
+    for c in nodes("/commits/nodes") {
+        let c = c.get("commit").cloned().unwrap_or(Value::Null);
+        let person = |who: &str, date: &str| {
+            let mut p = c.get(who).cloned().unwrap_or_else(|| serde_json::json!({}));
+            if let Some(map) = p.as_object_mut() {
+                map.insert("date".into(), c.get(date).cloned().unwrap_or(Value::Null));
+            }
+            p
+        };
+        let parents: Vec<Value> = c
+            .pointer("/parents/nodes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|p| serde_json::json!({"sha": p.get("oid")}))
+            .collect();
+        events.push(serde_json::json!({
+            "event": "committed",
+            "sha": c.get("oid"),
+            "parents": parents,
+            "author": person("author", "authoredDate"),
+            "committer": person("committer", "committedDate"),
+            "message": c.get("message"),
+        }));
+    }
+    for r in nodes("/reviews/nodes") {
+        events.push(serde_json::json!({
+            "event": "reviewed",
+            "state": r.get("state"),
+            "user": r.get("author"),
+            "submitted_at": r.get("submittedAt"),
+        }));
+    }
+    for ready in nodes("/timelineItems/nodes") {
+        events.push(
+            serde_json::json!({"event": "ready_for_review", "created_at": ready.get("createdAt")}),
+        );
+    }
+    events
 }
 
 /// The outcome of a GitHub deployment from its statuses (newest first, as GitHub lists them):
@@ -478,6 +532,33 @@ mod tests {
             pull_request(&broken, "a/b").unwrap_err(),
             "a/b#5: no created_at"
         );
+    }
+
+    #[test]
+    fn graphql_details_read_as_the_timeline_does() {
+        let pull = json!({"number": 5, "created_at": "2024-03-01T09:00:00Z", "merged_at": null});
+        let rest = json!({"pull": pull, "timeline": [
+            {"event": "committed", "sha": "c1", "parents": [{"sha": "p0"}],
+             "author": {"name": "Ann", "email": "ann@x", "date": "2024-03-01T08:00:00Z"},
+             "committer": {"name": "Ann", "email": "ann@x", "date": "2024-03-01T08:05:00Z"},
+             "message": "start"},
+            {"event": "ready_for_review", "created_at": "2024-03-01T12:00:00Z"},
+            {"event": "reviewed", "state": "APPROVED", "user": {"login": "bob"},
+             "submitted_at": "2024-03-01T13:00:00Z"}]});
+        let graphql = json!({"pull": pull, "graphql": {
+            "commits": {"pageInfo": {"hasNextPage": false}, "nodes": [{"commit": {"oid": "c1",
+                "authoredDate": "2024-03-01T08:00:00Z", "committedDate": "2024-03-01T08:05:00Z",
+                "message": "start", "author": {"name": "Ann", "email": "ann@x"},
+                "committer": {"name": "Ann", "email": "ann@x"}, "parents": {"nodes": [{"oid": "p0"}]}}}]},
+            "reviews": {"pageInfo": {"hasNextPage": false}, "nodes": [
+                {"author": {"login": "bob"}, "state": "APPROVED", "submittedAt": "2024-03-01T13:00:00Z"},
+                {"author": {"login": "cy"}, "state": "PENDING", "submittedAt": null}]},
+            "timelineItems": {"nodes": [{"createdAt": "2024-03-01T12:00:00Z"}]}}});
+        let from_rest = pull_request(&rest, "a/b").unwrap();
+        let from_graphql = pull_request(&graphql, "a/b").unwrap();
+        assert_eq!(from_graphql, from_rest);
+        assert_eq!(from_graphql.0.ready_at, Some(at("2024-03-01T12:00:00Z")));
+        assert_eq!(from_graphql.1[0].parents, ["p0"]);
     }
 
     #[test]
