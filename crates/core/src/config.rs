@@ -239,13 +239,35 @@ pub struct StagesConfig {
 }
 
 impl StagesConfig {
-    pub fn group_of(&self, status: &str) -> StatusGroup {
-        if let Some((_, group)) = self
-            .status_groups
+    /// The group of a status: its `[stages.status_groups]` entry, else by the tracker's status
+    /// category when known (`new` is backlog, `done` is done, `indeterminate` is review when
+    /// named like review and in progress otherwise), else by its name (see the type's doc).
+    pub fn group_with_category(&self, status: &str, category: Option<&str>) -> StatusGroup {
+        if let Some(group) = self.configured(status) {
+            return group;
+        }
+        match category {
+            Some("new") => StatusGroup::Backlog,
+            Some("done") => StatusGroup::Done,
+            Some("indeterminate") if status.to_lowercase().contains("review") => {
+                StatusGroup::Review
+            }
+            Some("indeterminate") => StatusGroup::InProgress,
+            _ => self.group_of(status),
+        }
+    }
+
+    fn configured(&self, status: &str) -> Option<StatusGroup> {
+        self.status_groups
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case(status))
-        {
-            return *group;
+            .map(|(_, group)| *group)
+    }
+
+    /// The group of a status by configuration, else by its name.
+    pub fn group_of(&self, status: &str) -> StatusGroup {
+        if let Some(group) = self.configured(status) {
+            return group;
         }
         let lower = status.trim().to_lowercase();
         if lower.contains("review") {
@@ -830,6 +852,24 @@ mod tests {
         for (status, group) in cases {
             assert_eq!(config.stages.group_of(status), group, "{status}");
         }
+        // The tracker's category decides where configuration does not: "Triage" is a to-do
+        // status and "Won't fix" a done one, whatever their names suggest.
+        let stages = &config.stages;
+        assert_eq!(stages.group_with_category("Triage", Some("new")), Backlog);
+        assert_eq!(stages.group_with_category("Triage", None), InProgress);
+        assert_eq!(stages.group_with_category("Won't fix", Some("done")), Done);
+        assert_eq!(
+            stages.group_with_category("Peer review", Some("indeterminate")),
+            Review
+        );
+        assert_eq!(
+            stages.group_with_category("Building", Some("indeterminate")),
+            InProgress
+        );
+        assert_eq!(
+            stages.group_with_category("QA", Some("indeterminate")),
+            Review
+        );
         let err =
             Config::from_toml("[stages.status_groups]\nQA = \"testing\"", |_| None).unwrap_err();
         assert!(err.key.starts_with("stages.status_groups"), "{err}");

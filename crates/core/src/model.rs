@@ -192,6 +192,9 @@ pub struct Dataset {
     pub deployments: Vec<Deployment>,
     pub incidents: Vec<Incident>,
     pub issues: Vec<Issue>,
+    /// The tracker's category of each status, by status name (Jira's status categories: `new`,
+    /// `indeterminate`, `done`), where a connector read them.
+    pub status_categories: std::collections::BTreeMap<String, String>,
 }
 
 impl Dataset {

@@ -7,7 +7,7 @@
 //! exactly the answer in-order history gives. Its output is three frames, the rows every
 //! number of a report is aggregated from, and the receipts a user can drill down into.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use flowmeter_core::{Config, Dataset, Deployment, Incident, PullRequest, Timestamp};
 
@@ -506,8 +506,10 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
     services.extend(config.services.iter().map(|s| s.name.clone()));
     services.extend(config.teams.iter().flat_map(|t| t.services.iter().cloned()));
 
-    let issues_by_key: HashMap<&str, &flowmeter_core::Issue> =
-        dataset.issues.iter().map(|i| (i.key.as_str(), i)).collect();
+    let tracker = Tracker {
+        issues: dataset.issues.iter().map(|i| (i.key.as_str(), i)).collect(),
+        categories: &dataset.status_categories,
+    };
     let pulls = dataset
         .pull_requests
         .iter()
@@ -519,7 +521,7 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
                 &merge_contained,
                 config,
                 &classifier,
-                &issues_by_key,
+                &tracker,
             )
         })
         .collect();
@@ -537,7 +539,6 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
     }
 }
 
-/// Rule S's boundaries of one pull request.
 /// Rule S's tracker stages of an issue up to `end` (the pull request's first commit, or ready):
 /// backlog from creation to the first move into an in-progress status, then the time in each
 /// status group, added up per group however often the issue moves back and forth. Time in a
@@ -546,6 +547,7 @@ pub(crate) fn tracker_hours(
     issue: &flowmeter_core::Issue,
     end: Timestamp,
     config: &Config,
+    categories: &BTreeMap<String, String>,
 ) -> [f64; 3] {
     use flowmeter_core::config::StatusGroup;
     let mut transitions: Vec<&flowmeter_core::Transition> = issue.transitions.iter().collect();
@@ -571,7 +573,9 @@ pub(crate) fn tracker_hours(
         if let Some(slot) = slot {
             totals[slot] += hours(since, t.at);
         }
-        group = config.stages.group_of(&t.to);
+        group = config
+            .stages
+            .group_with_category(&t.to, categories.get(&t.to).map(String::as_str));
         started |= group == StatusGroup::InProgress;
         since = t.at;
     }
@@ -587,6 +591,13 @@ pub(crate) fn tracker_hours(
     totals
 }
 
+/// The tracker issues by key, and the tracker's category of each status.
+struct Tracker<'a> {
+    issues: HashMap<&'a str, &'a flowmeter_core::Issue>,
+    categories: &'a BTreeMap<String, String>,
+}
+
+/// Rule S's boundaries of one pull request.
 fn pull_row(
     pr: &PullRequest,
     graph: Option<&Graph>,
@@ -594,7 +605,7 @@ fn pull_row(
     merge_contained: &HashMap<(&str, &str), Timestamp>,
     config: &Config,
     classifier: &Classifier,
-    issues: &HashMap<&str, &flowmeter_core::Issue>,
+    tracker: &Tracker,
 ) -> PullRow {
     let b0 = graph.and_then(|g| {
         pr.commits
@@ -623,9 +634,9 @@ fn pull_row(
     let end = b0.unwrap_or(b1);
     let tracker = linked
         .iter()
-        .filter_map(|key| issues.get(key.as_str()))
+        .filter_map(|key| tracker.issues.get(key.as_str()))
         .min_by_key(|issue| issue.created_at)
-        .map(|issue| tracker_hours(issue, end, config));
+        .map(|issue| tracker_hours(issue, end, config, tracker.categories));
     PullRow {
         issues: linked,
         tracker_hours: tracker,

@@ -321,10 +321,64 @@ impl Store {
     /// Reads every record, in natural-key order.
     #[tracing::instrument(skip_all)]
     pub async fn load(&self) -> Result<Dataset> {
-        match self {
+        let mut dataset = match self {
             Store::Sqlite(pool) => sqlite::load(pool).await,
             Store::Postgres(pool) => pg::load(pool).await,
+        }?;
+        dataset.status_categories = self.status_categories().await?;
+        Ok(dataset)
+    }
+
+    /// The tracker's category of each status, by status name.
+    pub async fn status_categories(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        let sql = "SELECT name, category FROM tracker_statuses";
+        let rows: Vec<(String, String)> = match self {
+            Store::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+            Store::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
         }
+        .map_err(query_error("read tracker statuses"))?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Records the category of tracker statuses (upserts by name) in one transaction; bumps the
+    /// store generation when any changed. Returns how many changed.
+    pub async fn put_status_categories(&self, statuses: &[(String, String)]) -> Result<u64> {
+        let what = "write tracker statuses";
+        let bump = "UPDATE store_generation SET value = value + 1 WHERE id = 1";
+        let upsert_tail = "ON CONFLICT (name) DO UPDATE SET category = excluded.category \
+                           WHERE tracker_statuses.category <> excluded.category";
+        // The same statements on either backend; only the placeholders differ.
+        macro_rules! upsert_all {
+            ($pool:expr, $values:literal) => {{
+                let mut tx = $pool.begin().await.map_err(query_error(what))?;
+                let mut changed = 0;
+                for (name, category) in statuses {
+                    changed += sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "INSERT INTO tracker_statuses (name, category) VALUES {} {upsert_tail}",
+                        $values
+                    )))
+                    .bind(name)
+                    .bind(category)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error(what))?
+                    .rows_affected();
+                }
+                if changed > 0 {
+                    sqlx::query(bump)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_error(what))?;
+                }
+                tx.commit().await.map_err(query_error(what))?;
+                changed
+            }};
+        }
+        let changed = match self {
+            Store::Sqlite(pool) => upsert_all!(pool, "(?1, ?2)"),
+            Store::Postgres(pool) => upsert_all!(pool, "($1, $2)"),
+        };
+        Ok(changed)
     }
 
     pub async fn counts(&self) -> Result<Counts> {

@@ -290,6 +290,29 @@ async fn changelog(
     axum::Json(body).into_response()
 }
 
+/// Atlassian's example statuses (fixtures/jira/status-list.json, whose category keys are
+/// placeholders, so only their names say what they are), and this site's own.
+async fn statuses(State(fake): State<Shared>, headers: HeaderMap) -> Response {
+    if let Some(answer) = faults(&fake, "status".into(), &headers) {
+        return answer;
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/jira/status-list.json");
+    let mut all: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for (name, key) in [
+        ("To Do", "new"),
+        ("In Review", "indeterminate"),
+        ("Done", "done"),
+    ] {
+        let mut status = all[0].clone();
+        status["name"] = json!(name);
+        status["statusCategory"]["key"] = json!(key);
+        all.push(status);
+    }
+    axum::Json(all).into_response()
+}
+
 async fn start_fake(switches: Switches) -> (Shared, SocketAddr) {
     let fake = Arc::new(Fake {
         issues: issues(),
@@ -299,6 +322,7 @@ async fn start_fake(switches: Switches) -> (Shared, SocketAddr) {
     let app = Router::new()
         .route("/rest/api/3/search/jql", get(search))
         .route("/rest/api/3/issue/{key}/changelog", get(changelog))
+        .route("/rest/api/3/status", get(statuses))
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -351,6 +375,26 @@ async fn a_full_sync_then_an_unchanged_one() {
         assert_eq!(
             loaded.incidents[0].created_at.to_rfc3339(),
             "2024-03-09T08:00:00+00:00"
+        );
+        // Every status's category, by name: "In Progress" from the example's category name,
+        // "Closed" left to its name (the example's category has no key Flowmeter knows).
+        let categories: Vec<(&str, &str)> = loaded
+            .status_categories
+            .iter()
+            .map(|(n, c)| (n.as_str(), c.as_str()))
+            .collect();
+        assert_eq!(
+            categories,
+            [
+                ("Done", "done"),
+                ("In Progress", "indeterminate"),
+                ("In Review", "indeterminate"),
+                ("To Do", "new")
+            ]
+        );
+        assert_eq!(
+            outcome.resources[1].warnings,
+            ["status 'Closed' has no category Flowmeter knows; it is grouped by its name"]
         );
         let raw = store.raw_payloads("jira").await.unwrap();
         assert_eq!(
@@ -570,7 +614,7 @@ async fn issues_selected_by_jql_are_incidents() {
             .iter()
             .map(|r| r.resource.as_str())
             .collect();
-        assert_eq!(names, ["issues", "incidents"]);
+        assert_eq!(names, ["issues", "incidents", "statuses"]);
         let loaded = store.load().await.unwrap();
         let mut ids: Vec<&str> = loaded.incidents.iter().map(|i| i.id.as_str()).collect();
         ids.sort();

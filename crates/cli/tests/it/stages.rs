@@ -231,3 +231,62 @@ async fn tracker_stages_come_before_coding_and_add_up_per_status_group() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn tracker_statuses_group_by_their_category_when_the_tracker_gave_one() {
+    on_both(|store| async move {
+        let mut org = Org::default();
+        org.commit(R, "c1", &[], "2024-02-20T00:00:00Z", "init")
+            .commit(R, "q1", &["c1"], "2024-03-02T00:00:00Z", "Add export");
+        let at = |day: &str| format!("2024-{day}T00:00:00Z");
+        let move_ =
+            |day: &str, from: &str, to: &str| json!({"at": at(day), "from": from, "to": to});
+        org.issues = vec![
+            json!({"key": "PAY-7", "project": "PAY", "type": "Story", "created_at": at("02-25"),
+            "transitions": [
+                move_("02-26", "Open", "Triage"),
+                move_("02-27", "Triage", "Building"),
+                move_("02-29", "Building", "Code review"),
+                move_("03-05", "Code review", "Won't do"),
+            ]}),
+        ];
+        org.pull_requests = vec![pr(
+            10,
+            "2024-03-02T06:00:00Z",
+            json!({"title": "PAY-7: add export", "merged_at": "2024-03-02T12:00:00Z",
+                "merge_commit_sha": "q1", "commits": ["q1"]}),
+        )];
+        org.import(&store).await;
+        let hours = |r: &StagesReport, name: &str| {
+            r.stages
+                .iter()
+                .find(|s| s.stage == name)
+                .unwrap()
+                .median_hours
+        };
+        // By name alone "Triage" is some work in progress: backlog 02-25..02-26 (24 h), in
+        // progress 02-26..02-29 (72 h), review 02-29..03-02 (48 h).
+        let r = stages(&store, "2024-03-01", "2024-03-08").await;
+        close(hours(&r, "backlog"), 24.0);
+        close(hours(&r, "tracker_in_progress"), 72.0);
+        close(hours(&r, "tracker_review"), 48.0);
+        // Jira says Triage is a to-do status: backlog until Building (48 h), in progress
+        // 02-27..02-29 (48 h, a leap year), review 02-29..03-02 (48 h).
+        let categories = [
+            ("Triage", "new"),
+            ("Building", "indeterminate"),
+            ("Code review", "indeterminate"),
+            ("Won't do", "done"),
+        ]
+        .map(|(name, category)| (name.to_string(), category.to_string()));
+        let before = store.generation().await.unwrap();
+        assert_eq!(store.put_status_categories(&categories).await.unwrap(), 4);
+        assert!(store.generation().await.unwrap() > before, "readers reload");
+        assert_eq!(store.put_status_categories(&categories).await.unwrap(), 0);
+        let r = stages(&store, "2024-03-01", "2024-03-08").await;
+        close(hours(&r, "backlog"), 48.0);
+        close(hours(&r, "tracker_in_progress"), 48.0);
+        close(hours(&r, "tracker_review"), 48.0);
+    })
+    .await;
+}

@@ -502,7 +502,76 @@ pub async fn sync(
         let jql = narrowed(config, incident_jql, since);
         resources.push(search.pass(INCIDENTS, &jql, true).await?);
     }
+    resources.push(statuses(&search).await?);
     Ok(SyncOutcome { resources })
+}
+
+#[derive(Debug, Deserialize)]
+struct Status {
+    name: String,
+    #[serde(rename = "statusCategory")]
+    category: Option<StatusCategory>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StatusCategory {
+    key: Option<String>,
+    name: Option<String>,
+}
+
+/// Jira's status category key (`new`, `indeterminate`, `done`) of a status; the category's
+/// name where its key is not one of those.
+pub fn category_of(key: Option<&str>, name: Option<&str>) -> Option<&'static str> {
+    let by_key = match key? {
+        "new" => Some("new"),
+        "indeterminate" => Some("indeterminate"),
+        "done" => Some("done"),
+        _ => None,
+    };
+    by_key.or(match name.map(str::to_lowercase).as_deref() {
+        Some("to do") => Some("new"),
+        Some("in progress") => Some("indeterminate"),
+        Some("done") => Some("done"),
+        _ => None,
+    })
+}
+
+/// Every status of the site with its category (`GET /rest/api/3/status`), for the value stream's
+/// default grouping of statuses.
+async fn statuses(search: &Search<'_>) -> Result<ResourceOutcome, JiraError> {
+    let mut outcome = ResourceOutcome {
+        resource: "statuses".into(),
+        ..ResourceOutcome::default()
+    };
+    let listed: Result<Vec<Status>, String> = search
+        .policy
+        .run("statuses", search.progress, || async {
+            search.jira.get("/status").await
+        })
+        .await;
+    match listed {
+        Ok(listed) => {
+            let mut categories = Vec::new();
+            for status in listed {
+                let category = status
+                    .category
+                    .as_ref()
+                    .and_then(|c| category_of(c.key.as_deref().or(Some("")), c.name.as_deref()));
+                match category {
+                    Some(category) => categories.push((status.name, category.to_string())),
+                    None => outcome.warnings.push(format!(
+                        "status '{}' has no category Flowmeter knows; it is grouped by its name",
+                        status.name
+                    )),
+                }
+            }
+            outcome.pages = 1;
+            outcome.records = categories.len() as u64;
+            outcome.changed = search.store.put_status_categories(&categories).await?;
+        }
+        Err(error) => outcome.error = Some(error),
+    }
+    Ok(outcome)
 }
 
 /// Normalizes the archived raw issues again and writes them, without calling Jira.
