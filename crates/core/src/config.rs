@@ -152,6 +152,17 @@ pub enum JiraAuth {
     Bearer,
 }
 
+/// Which Jira a site runs: the REST API and search it offers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JiraEdition {
+    /// Jira Cloud: REST API 3 and the enhanced search (`/rest/api/3/search/jql`).
+    #[default]
+    Cloud,
+    /// Jira Data Center or Server: REST API 2 and its search (`/rest/api/2/search`).
+    DataCenter,
+}
+
 /// `[jira]`: the Jira site `flowmeter sync jira` reads. The token comes from this file,
 /// `FLOWMETER_JIRA_TOKEN` or `JIRA_API_TOKEN`, and never appears in logs or errors.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -162,6 +173,7 @@ pub struct JiraConfig {
     pub email: String,
     pub token: String,
     pub auth: JiraAuth,
+    pub edition: JiraEdition,
     /// Projects to follow; the default JQL is `project in (...)`.
     pub projects: Vec<String>,
     /// JQL selecting the issues (overrides `projects`); `updated` and ordering are added.
@@ -190,6 +202,7 @@ impl Default for JiraConfig {
             email: String::new(),
             token: String::new(),
             auth: JiraAuth::Basic,
+            edition: JiraEdition::Cloud,
             projects: Vec::new(),
             jql: String::new(),
             story_points_field: String::new(),

@@ -199,6 +199,24 @@ async fn search(
     ) {
         return answer;
     }
+    let matching = matching(&fake, &jql);
+    let size: usize = q
+        .get("maxResults")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(50);
+    let start: usize = q
+        .get("nextPageToken")
+        .and_then(|t| t.strip_prefix("offset-"))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    if fake.switches.lock().unwrap().stall_at == Some(start) {
+        std::future::pending::<()>().await;
+    }
+    cloud_page(&matching, start, size)
+}
+
+/// The issues a JQL of this fake selects, in update order.
+fn matching(fake: &Fake, jql: &str) -> Vec<Value> {
     // `updated >= "yyyy/MM/dd HH:mm"`, read as UTC (the fake's users live in UTC).
     let since = jql
         .split("updated >= \"")
@@ -229,18 +247,10 @@ async fn search(
             i["key"].as_str().unwrap().to_string(),
         )
     });
-    let size: usize = q
-        .get("maxResults")
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(50);
-    let start: usize = q
-        .get("nextPageToken")
-        .and_then(|t| t.strip_prefix("offset-"))
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
-    if fake.switches.lock().unwrap().stall_at == Some(start) {
-        std::future::pending::<()>().await;
-    }
+    matching
+}
+
+fn cloud_page(matching: &[Value], start: usize, size: usize) -> Response {
     let page: Vec<Value> = matching
         .iter()
         .skip(start)
@@ -259,6 +269,34 @@ async fn search(
         body["nextPageToken"] = json!(format!("offset-{end}"));
     }
     axum::Json(body).into_response()
+}
+
+/// Data Center's search (`/rest/api/2/search`): paged by `startAt`, whole changelogs.
+async fn legacy_search(
+    State(fake): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let jql = q.get("jql").cloned().unwrap_or_default();
+    if let Some(answer) = faults(
+        &fake,
+        format!("legacy search {jql} startAt={:?}", q.get("startAt")),
+        &headers,
+    ) {
+        return answer;
+    }
+    let matching = matching(&fake, &jql);
+    let size: usize = q
+        .get("maxResults")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(50);
+    let start: usize = q.get("startAt").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let page: Vec<&Value> = matching.iter().skip(start).take(size).collect();
+    axum::Json(
+        json!({"expand": "schema,names", "startAt": start, "maxResults": size,
+        "total": matching.len(), "issues": page}),
+    )
+    .into_response()
 }
 
 async fn changelog(
@@ -323,6 +361,8 @@ async fn start_fake(switches: Switches) -> (Shared, SocketAddr) {
         .route("/rest/api/3/search/jql", get(search))
         .route("/rest/api/3/issue/{key}/changelog", get(changelog))
         .route("/rest/api/3/status", get(statuses))
+        .route("/rest/api/2/search", get(legacy_search))
+        .route("/rest/api/2/status", get(statuses))
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -649,4 +689,38 @@ async fn issues_selected_by_jql_are_incidents() {
         );
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_data_center_site_is_read_through_its_own_search() {
+    let cloud = TestDb::sqlite().await;
+    let (fake, address) = start_fake(Switches::default()).await;
+    assert!(sync(&cloud.store, &jira_config(address)).await.ok());
+    fake.log.lock().unwrap().clear();
+    let dc = TestDb::sqlite().await;
+    let config = JiraConfig {
+        edition: flowmeter_core::config::JiraEdition::DataCenter,
+        ..jira_config(address)
+    };
+    let outcome = sync(&dc.store, &config).await;
+    assert!(outcome.ok(), "{outcome:?}");
+    let log = fake.log.lock().unwrap().clone();
+    let searches: Vec<&String> = log
+        .iter()
+        .filter(|l| l.starts_with("legacy search"))
+        .collect();
+    assert_eq!(searches.len(), 3, "{log:?}");
+    assert!(searches[1].ends_with("startAt=Some(\"3\")"), "{log:?}");
+    assert!(
+        !log.iter()
+            .any(|l| l.starts_with("changelog") || l.starts_with("search")),
+        "Data Center's search returns whole changelogs: {log:?}"
+    );
+    // The same records as from Jira Cloud.
+    assert_eq!(
+        dc.store.load().await.unwrap(),
+        cloud.store.load().await.unwrap()
+    );
+    cloud.finish().await;
+    dc.finish().await;
 }

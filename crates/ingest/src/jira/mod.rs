@@ -6,7 +6,9 @@
 //! ordered by `updated`; an issue whose changelog has more entries than the search returned is
 //! completed from `/rest/api/3/issue/{key}/changelog` (paged by `startAt`). After each page is
 //! committed, the cursor moves to the latest `updated` it held; the next sync asks for
-//! `updated >= cursor - overlap`, and upserts make the overlap harmless.
+//! `updated >= cursor - overlap`, and upserts make the overlap harmless. On Data Center
+//! (`jira.edition`), issues come from `/rest/api/2/search`, paged by `startAt`, with whole
+//! changelogs.
 
 pub mod normalize;
 
@@ -14,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use flowmeter_core::Record;
-use flowmeter_core::config::{JiraAuth, JiraConfig};
+use flowmeter_core::config::{JiraAuth, JiraConfig, JiraEdition};
 use flowmeter_core::import::RecordKind;
 use flowmeter_store::{Cursor, RawPayload, Store};
 
@@ -45,6 +47,10 @@ struct SearchPage {
     next_page_token: Option<String>,
     #[serde(rename = "isLast")]
     is_last: Option<bool>,
+    /// Data Center's search pages by offset.
+    #[serde(rename = "startAt")]
+    start_at: Option<u64>,
+    total: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +131,9 @@ fn classify(e: gouqi::Error) -> Fault {
 /// 429's `Retry-After` says how long to wait.
 struct Client {
     jira: gouqi::r#async::Jira,
+    /// The REST API version: 3 on Jira Cloud, 2 on Data Center.
+    version: &'static str,
+    edition: JiraEdition,
     http: reqwest::Client,
     base: String,
     auth: JiraAuth,
@@ -141,9 +150,13 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// `GET /rest/api/3{endpoint}`, one attempt.
+    /// `GET /rest/api/{3|2}{endpoint}`, one attempt.
     async fn get<T: serde::de::DeserializeOwned>(&self, endpoint: &str) -> Result<T, Fault> {
-        match self.jira.get_versioned("api", Some("3"), endpoint).await {
+        match self
+            .jira
+            .get_versioned("api", Some(self.version), endpoint)
+            .await
+        {
             Ok(value) => Ok(value),
             Err(gouqi::Error::Fault { code, .. }) if code.as_u16() == 429 => {
                 self.after_rate_limit(endpoint).await
@@ -158,7 +171,7 @@ impl Client {
         &self,
         endpoint: &str,
     ) -> Result<T, Fault> {
-        let url = format!("{}/rest/api/3{endpoint}", self.base);
+        let url = format!("{}/rest/api/{}{endpoint}", self.base, self.version);
         let request = match self.auth {
             JiraAuth::Basic => self
                 .http
@@ -242,6 +255,11 @@ fn client(config: &JiraConfig) -> Result<Client, JiraError> {
         .map_err(|e| client_error(e.without_url().to_string()))?;
     Ok(Client {
         jira,
+        version: match config.edition {
+            JiraEdition::Cloud => "3",
+            JiraEdition::DataCenter => "2",
+        },
+        edition: config.edition,
         http,
         base,
         auth: config.auth,
@@ -377,17 +395,30 @@ impl Search<'_> {
             resource: resource.into(),
             ..ResourceOutcome::default()
         };
+        // Cloud's enhanced search pages by token; Data Center's search by offset.
         let mut next: Option<String> = None;
         loop {
-            let mut endpoint = format!(
-                "/search/jql?jql={}&maxResults={}&fields={}&expand=changelog",
-                encode(jql),
-                config.page_size,
-                encode(&fields)
-            );
-            if let Some(token) = &next {
-                endpoint.push_str(&format!("&nextPageToken={}", encode(token)));
-            }
+            let endpoint = match self.jira.edition {
+                JiraEdition::Cloud => {
+                    let mut endpoint = format!(
+                        "/search/jql?jql={}&maxResults={}&fields={}&expand=changelog",
+                        encode(jql),
+                        config.page_size,
+                        encode(&fields)
+                    );
+                    if let Some(token) = &next {
+                        endpoint.push_str(&format!("&nextPageToken={}", encode(token)));
+                    }
+                    endpoint
+                }
+                JiraEdition::DataCenter => format!(
+                    "/search?jql={}&startAt={}&maxResults={}&fields={}&expand=changelog",
+                    encode(jql),
+                    next.as_deref().unwrap_or("0"),
+                    config.page_size,
+                    encode(&fields)
+                ),
+            };
             let page: Result<SearchPage, String> = self
                 .policy
                 .run(resource, progress, || async {
@@ -404,7 +435,10 @@ impl Search<'_> {
             let mut raws = page.issues;
             let mut failed = None;
             for raw in &mut raws {
-                if let Err(error) = complete_changelog(self.jira, &self.policy, progress, raw).await
+                // Data Center's search returns the whole changelog; Cloud's at most a page.
+                if self.jira.edition == JiraEdition::Cloud
+                    && let Err(error) =
+                        complete_changelog(self.jira, &self.policy, progress, raw).await
                 {
                     failed = Some(error);
                     break;
@@ -417,6 +451,7 @@ impl Search<'_> {
                 outcome.error = Some(error);
                 break;
             }
+            let got = raws.len() as u64;
             let fetched_at = chrono::Utc::now();
             let kind = if incidents { "incident" } else { "issue" };
             for raw in &raws {
@@ -461,13 +496,25 @@ impl Search<'_> {
             }
             progress.page(resource, outcome.pages, outcome.records);
             let previous = next.take();
-            next = page.next_page_token.filter(|t| !t.is_empty());
-            if next.is_some() && next == previous {
-                outcome.error = Some("Jira sent the same page token twice".into());
-                break;
-            }
-            if page.is_last.unwrap_or(next.is_none()) || next.is_none() {
-                break;
+            match self.jira.edition {
+                JiraEdition::Cloud => {
+                    next = page.next_page_token.filter(|t| !t.is_empty());
+                    if next.is_some() && next == previous {
+                        outcome.error = Some("Jira sent the same page token twice".into());
+                        break;
+                    }
+                    if page.is_last.unwrap_or(next.is_none()) || next.is_none() {
+                        break;
+                    }
+                }
+                JiraEdition::DataCenter => {
+                    let asked: u64 = previous.as_deref().unwrap_or("0").parse().unwrap_or(0);
+                    let after = page.start_at.unwrap_or(asked) + got;
+                    if got == 0 || page.total.is_none_or(|total| after >= total) {
+                        break;
+                    }
+                    next = Some(after.to_string());
+                }
             }
         }
         Ok(outcome)
