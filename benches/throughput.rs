@@ -271,20 +271,7 @@ fn engine(c: &mut Criterion) {
         mib(peak - before),
         mib(snapshot_bytes)
     );
-    let first = snapshot
-        .prepared
-        .deployments
-        .iter()
-        .map(|d| d.time)
-        .min()
-        .expect("deployments");
-    let last = snapshot
-        .prepared
-        .deployments
-        .iter()
-        .map(|d| d.time)
-        .max()
-        .expect("deployments");
+    let (first, last) = snapshot.deployment_span().expect("deployments");
     let window = Window::new(
         first.date_naive(),
         last.date_naive() + chrono::Duration::days(1),

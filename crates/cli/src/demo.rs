@@ -56,12 +56,8 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let teams: Vec<String> = config.teams.iter().map(|t| t.name.clone()).collect();
     let snapshot = report::snapshot(&store, config).await?;
-    let last = snapshot
-        .prepared
-        .deployments
-        .iter()
-        .map(|d| d.time)
-        .max()
+    let (_, last) = snapshot
+        .deployment_span()
         .context("the demo has no deployments")?;
     let to = last.date_naive() + Duration::days(1);
     let window = Window::new(to - Duration::days(args.days), to)?;

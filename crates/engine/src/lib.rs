@@ -103,6 +103,15 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The times of the first and the last counted deployment (D0), or `None` without any: the
+    /// span of the data, from which default windows are drawn.
+    pub fn deployment_span(
+        &self,
+    ) -> Option<(flowmeter_core::Timestamp, flowmeter_core::Timestamp)> {
+        let times = self.prepared.deployments.iter().map(|d| d.time);
+        Some((times.clone().min()?, times.max()?))
+    }
+
     pub fn build(dataset: &Dataset, config: &Config) -> Result<Snapshot, EngineError> {
         let tiers = TierTable::for_year(config.metrics.tier_year)
             .ok_or(EngineError::NoTierTable(config.metrics.tier_year))?;

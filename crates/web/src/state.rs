@@ -3,7 +3,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use flowmeter_core::{Config, PullRequest, Timestamp};
+use flowmeter_core::{Config, PullRequest};
 use flowmeter_engine::Snapshot;
 use flowmeter_store::Store;
 
@@ -84,12 +84,8 @@ async fn build_view(store: &Store, config: &Config) -> Result<View, StateError> 
     .await??;
     let today = chrono::Utc::now().date_naive() + chrono::Duration::days(1);
     let data_end = snapshot
-        .prepared
-        .deployments
-        .iter()
-        .map(|d| d.time)
-        .max()
-        .map(|t: Timestamp| t.date_naive() + chrono::Duration::days(1))
+        .deployment_span()
+        .map(|(_, last)| last.date_naive() + chrono::Duration::days(1))
         .map_or(today, |end| end.min(today));
     Ok(View {
         generation,

@@ -290,3 +290,28 @@ async fn tracker_statuses_group_by_their_category_when_the_tracker_gave_one() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_review_given_after_the_merge_is_the_first_review() {
+    on_both(|store| async move {
+        let mut org = Org::default();
+        org.commit(R, "c1", &[], "2024-02-20T00:00:00Z", "init")
+            .commit(R, "a1", &["c1"], "2024-03-02T08:00:00Z", "Change");
+        org.pull_requests = vec![pr(
+            20,
+            "2024-03-02T10:00:00Z",
+            json!({"merged_at": "2024-03-02T12:00:00Z", "merge_commit_sha": "a1",
+                "commits": ["a1"], "reviews": [review("bob", "2024-03-02T15:00:00Z")]}),
+        )];
+        org.import(&store).await;
+        let r = stages(&store, "2024-03-01", "2024-03-08").await;
+        // b1 10:00, b3 12:00, b2 15:00 (after the merge, still its first review): pickup
+        // b2 - b1 = 5 h, review b3 - b2 clamped at 0. Reviewed, so not counted as unreviewed.
+        assert_eq!((r.pull_requests.merged, r.pull_requests.unreviewed), (1, 0));
+        let stat = |name: &str| r.stages.iter().find(|s| s.stage == name).unwrap().clone();
+        close(stat("coding").median_hours, 2.0);
+        close(stat("pickup").median_hours, 5.0);
+        close(stat("review").median_hours, 0.0);
+    })
+    .await;
+}
