@@ -321,10 +321,46 @@ impl Store {
     /// Reads every record, in natural-key order.
     #[tracing::instrument(skip_all)]
     pub async fn load(&self) -> Result<Dataset> {
+        // The same decoding on either backend; only the row type differs.
+        macro_rules! load_records {
+            ($pool:expr) => {{
+                use futures_util::TryStreamExt as _;
+                use sqlx::Row as _;
+                let mut dataset = Dataset::default();
+                for kind in RecordKind::ALL {
+                    let table = rows::table(kind);
+                    let mut stream =
+                        sqlx::query(sqlx::AssertSqlSafe(table.select_sql())).fetch($pool);
+                    while let Some(row) = stream
+                        .try_next()
+                        .await
+                        .map_err(query_error("read records"))?
+                    {
+                        let values = table
+                            .columns
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (_, col))| {
+                                Ok(match col {
+                                    rows::Col::Text => rows::Val::Text(row.try_get(i)?),
+                                    rows::Col::Int => rows::Val::Int(row.try_get(i)?),
+                                    rows::Col::Real => rows::Val::Real(row.try_get(i)?),
+                                    rows::Col::Bool => rows::Val::Bool(row.try_get(i)?),
+                                    rows::Col::Ts => rows::Val::Ts(row.try_get(i)?),
+                                })
+                            })
+                            .collect::<std::result::Result<Vec<rows::Val>, sqlx::Error>>()
+                            .map_err(query_error("decode records"))?;
+                        dataset.push(rows::from_row(kind, values)?);
+                    }
+                }
+                dataset
+            }};
+        }
         let mut dataset = match self {
-            Store::Sqlite(pool) => sqlite::load(pool).await,
-            Store::Postgres(pool) => pg::load(pool).await,
-        }?;
+            Store::Sqlite(pool) => load_records!(pool),
+            Store::Postgres(pool) => load_records!(pool),
+        };
         dataset.status_categories = self.status_categories().await?;
         Ok(dataset)
     }

@@ -3,13 +3,9 @@
 
 use std::fmt::Write as _;
 
-use futures_util::TryStreamExt;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::PgConnection;
 
-use flowmeter_core::Dataset;
-use flowmeter_core::import::RecordKind;
-
-use crate::rows::{self, Col, Table, Val};
+use crate::rows::{Table, Val};
 use crate::{Result, query_error};
 
 /// How much COPY data to buffer before handing it to the connection.
@@ -146,38 +142,6 @@ fn escape(out: &mut String, s: &str) {
             c => out.push(c),
         }
     }
-}
-
-pub(crate) async fn load(pool: &PgPool) -> Result<Dataset> {
-    let mut dataset = Dataset::default();
-    for kind in RecordKind::ALL {
-        let table = rows::table(kind);
-        let sql = table.select_sql();
-        let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(pool);
-        while let Some(row) = stream
-            .try_next()
-            .await
-            .map_err(query_error("read records"))?
-        {
-            let values = table
-                .columns
-                .iter()
-                .enumerate()
-                .map(|(i, (_, col))| {
-                    Ok(match col {
-                        Col::Text => Val::Text(row.try_get(i)?),
-                        Col::Int => Val::Int(row.try_get(i)?),
-                        Col::Real => Val::Real(row.try_get(i)?),
-                        Col::Bool => Val::Bool(row.try_get(i)?),
-                        Col::Ts => Val::Ts(row.try_get(i)?),
-                    })
-                })
-                .collect::<std::result::Result<Vec<Val>, sqlx::Error>>()
-                .map_err(query_error("decode records"))?;
-            dataset.push(rows::from_row(kind, values)?);
-        }
-    }
-    Ok(dataset)
 }
 
 #[cfg(test)]

@@ -1,12 +1,8 @@
 //! The SQLite backend: multi-row upserts inside one transaction.
 
-use futures_util::TryStreamExt;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use flowmeter_core::Dataset;
-use flowmeter_core::import::RecordKind;
-
-use crate::rows::{self, Col, Table, Val};
+use crate::rows::{Table, Val};
 use crate::{Result, query_error};
 
 /// SQLite allows 32766 bound values in one statement; stay well below.
@@ -44,36 +40,4 @@ pub(crate) async fn upsert(
             .rows_affected();
     }
     Ok(changed)
-}
-
-pub(crate) async fn load(pool: &SqlitePool) -> Result<Dataset> {
-    let mut dataset = Dataset::default();
-    for kind in RecordKind::ALL {
-        let table = rows::table(kind);
-        let sql = table.select_sql();
-        let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(pool);
-        while let Some(row) = stream
-            .try_next()
-            .await
-            .map_err(query_error("read records"))?
-        {
-            let values = table
-                .columns
-                .iter()
-                .enumerate()
-                .map(|(i, (_, col))| {
-                    Ok(match col {
-                        Col::Text => Val::Text(row.try_get(i)?),
-                        Col::Int => Val::Int(row.try_get(i)?),
-                        Col::Real => Val::Real(row.try_get(i)?),
-                        Col::Bool => Val::Bool(row.try_get(i)?),
-                        Col::Ts => Val::Ts(row.try_get(i)?),
-                    })
-                })
-                .collect::<std::result::Result<Vec<Val>, sqlx::Error>>()
-                .map_err(query_error("decode records"))?;
-            dataset.push(rows::from_row(kind, values)?);
-        }
-    }
-    Ok(dataset)
 }
