@@ -333,6 +333,14 @@ struct Mark {
 }
 
 impl Mark {
+    /// The mark of a listing that stops at the newest time it saw.
+    fn newest(newest: Option<Timestamp>) -> Mark {
+        Mark {
+            newest: at_most_now(newest),
+            ..Mark::default()
+        }
+    }
+
     fn stop_before(&self) -> Option<Timestamp> {
         self.stop_before.or(self.newest)
     }
@@ -711,11 +719,7 @@ async fn commits(ctx: &Ctx<'_>, repo: &str) -> Result<ResourceOutcome, StoreErro
             break;
         }
     }
-    let mark = Mark {
-        newest: at_most_now(newest),
-        ..Mark::default()
-    };
-    pass.finish(mark).await
+    pass.finish(Mark::newest(newest)).await
 }
 
 /// Pull requests of every state by last update, newest first, down to the cursor; each one with
@@ -796,11 +800,7 @@ async fn pulls(ctx: &Ctx<'_>, repo: &str) -> Result<ResourceOutcome, StoreError>
             break;
         }
     }
-    let mark = Mark {
-        newest: at_most_now(newest),
-        ..Mark::default()
-    };
-    pass.finish(mark).await
+    pass.finish(Mark::newest(newest)).await
 }
 
 /// Deployments of the repository's configured source.
@@ -1179,11 +1179,7 @@ async fn incidents(ctx: &Ctx<'_>, repo: &str, label: &str) -> Result<ResourceOut
             break;
         }
     }
-    let mark = Mark {
-        newest: at_most_now(newest),
-        ..Mark::default()
-    };
-    pass.finish(mark).await
+    pass.finish(Mark::newest(newest)).await
 }
 
 fn context<'a>(

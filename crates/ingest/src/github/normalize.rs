@@ -36,6 +36,20 @@ fn required_time(value: &Value, path: &[&str], item: &str) -> Result<Timestamp, 
     }
 }
 
+/// The object under `key`, or `Err` saying what is missing (`missing`) in `repo`.
+fn part<'a>(raw: &'a Value, key: &str, repo: &str, missing: &str) -> Result<&'a Value, String> {
+    raw.get(key)
+        .filter(|v| v.is_object())
+        .ok_or_else(|| format!("{repo}: {missing}"))
+}
+
+/// The whole number under `key`, or `Err` saying what is missing (`missing`) in `repo`.
+fn whole(raw: &Value, key: &str, repo: &str, missing: &str) -> Result<u64, String> {
+    raw.get(key)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| format!("{repo}: {missing}"))
+}
+
 /// "Name <email>" of a git identity, or its name alone.
 fn identity(person: Option<&Value>) -> Option<String> {
     let person = person?;
@@ -95,14 +109,13 @@ pub fn pull_request(
     raw: &Value,
     repo: &str,
 ) -> Result<(PullRequest, Vec<Commit>, Vec<String>), String> {
-    let pull = raw
-        .get("pull")
-        .filter(|p| p.is_object())
-        .ok_or_else(|| format!("{repo}: a pull request bundle without its pull request"))?;
-    let number = pull
-        .get("number")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| format!("{repo}: a pull request without a number"))?;
+    let pull = part(
+        raw,
+        "pull",
+        repo,
+        "a pull request bundle without its pull request",
+    )?;
+    let number = whole(pull, "number", repo, "a pull request without a number")?;
     let item = format!("{repo}#{number}");
     let created_at = required_time(pull, &["created_at"], &item)?;
     let merged_at = time(pull, &["merged_at"]);
@@ -278,14 +291,13 @@ pub fn is_final(status: DeploymentStatus) -> bool {
 
 /// A GitHub deployment with its statuses: `{"deployment": {...}, "statuses": [...]}`.
 pub fn deployment(raw: &Value, repo: &str) -> Result<Deployment, String> {
-    let d = raw
-        .get("deployment")
-        .filter(|d| d.is_object())
-        .ok_or_else(|| format!("{repo}: a deployment bundle without its deployment"))?;
-    let id = d
-        .get("id")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| format!("{repo}: a deployment without an id"))?;
+    let d = part(
+        raw,
+        "deployment",
+        repo,
+        "a deployment bundle without its deployment",
+    )?;
+    let id = whole(d, "id", repo, "a deployment without an id")?;
     let item = format!("{repo} deployment {id}");
     let sha = text(d, &["sha"]).ok_or_else(|| format!("{item}: no sha"))?;
     let environment = text(d, &["environment"]).ok_or_else(|| format!("{item}: no environment"))?;
@@ -321,10 +333,7 @@ pub fn deployment(raw: &Value, repo: &str) -> Result<Deployment, String> {
 /// A published release with the commit its tag points at: `{"release": {...}, "sha": "..."}`.
 /// Its id is the tag, so `[[services]] deployments` globs can select services by tag.
 pub fn release(raw: &Value, repo: &str, environment: &str) -> Result<Deployment, String> {
-    let r = raw
-        .get("release")
-        .filter(|r| r.is_object())
-        .ok_or_else(|| format!("{repo}: a release bundle without its release"))?;
+    let r = part(raw, "release", repo, "a release bundle without its release")?;
     let tag = text(r, &["tag_name"]).ok_or_else(|| format!("{repo}: a release without a tag"))?;
     let item = format!("{repo} release {tag}");
     let sha = text(raw, &["sha"])
@@ -349,10 +358,7 @@ pub fn release(raw: &Value, repo: &str, environment: &str) -> Result<Deployment,
 /// A workflow run of a deploying workflow. Completed runs are `success` or `failure`; cancelled
 /// or skipped runs deployed nothing and are `inactive`; the rest are still running.
 pub fn workflow_run(raw: &Value, repo: &str, environment: &str) -> Result<Deployment, String> {
-    let id = raw
-        .get("id")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| format!("{repo}: a workflow run without an id"))?;
+    let id = whole(raw, "id", repo, "a workflow run without an id")?;
     let item = format!("{repo} workflow run {id}");
     let sha = text(raw, &["head_sha"]).ok_or_else(|| format!("{item}: no head_sha"))?;
     let created_at = match time(raw, &["run_started_at"]) {
@@ -387,10 +393,7 @@ pub fn workflow_run(raw: &Value, repo: &str, environment: &str) -> Result<Deploy
 /// An issue carrying an incident label. Its severity is the first label of the form `sev1`,
 /// `sev-1`, `severity:high` or `severity/high`.
 pub fn incident(raw: &Value, repo: &str) -> Result<Incident, String> {
-    let number = raw
-        .get("number")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| format!("{repo}: an issue without a number"))?;
+    let number = whole(raw, "number", repo, "an issue without a number")?;
     let item = format!("{repo} issue #{number}");
     let created_at = required_time(raw, &["created_at"], &item)?;
     let severity = raw
