@@ -683,6 +683,8 @@ struct Switches {
     stall: Option<String>,
     /// Pull requests whose GraphQL details say there are more commits than one query returns.
     truncated: HashSet<u64>,
+    /// GraphQL answers every query with an error and no data.
+    graphql_refused: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -866,6 +868,11 @@ async fn respond(
     }
     if let Some((repo, numbers)) = graphql {
         *fake.used.lock().unwrap() += 1;
+        if fake.switches.lock().unwrap().graphql_refused {
+            return axum::Json(json!({"data": null, "errors": [{"type": "FORBIDDEN",
+                "message": "Resource not accessible by personal access token"}]}))
+            .into_response();
+        }
         return axum::Json(graphql_answer(fake, repo, numbers)).into_response();
     }
     let query: HashMap<String, String> = uri
@@ -1800,6 +1807,36 @@ async fn a_pull_request_too_long_for_one_query_reads_its_timeline() {
         db.store.load().await.unwrap(),
         clean.store.load().await.unwrap()
     );
+
+    // GraphQL refused altogether: a warning, and every timeline is read instead.
+    *fake.switches.lock().unwrap() = Switches {
+        graphql_refused: true,
+        ..Switches::default()
+    };
+    fake.log.lock().unwrap().clear();
+    let refused = TestDb::sqlite().await;
+    let outcome = sync(&refused.store, &github_config(address)).await;
+    assert!(outcome.ok(), "{outcome:?}");
+    let warned: Vec<String> = warnings(&outcome)
+        .into_iter()
+        .filter(|w| w.contains("GraphQL"))
+        .collect();
+    assert_eq!(
+        warned,
+        ["acme/api: pull request details through GraphQL failed (GitHub's GraphQL API: Resource not accessible by personal access token); read their timelines instead";
+            2]
+    );
+    let timelines = fake
+        .log()
+        .iter()
+        .filter(|l| l.url.contains("/timeline"))
+        .count();
+    assert_eq!(timelines, 6);
+    assert_eq!(
+        refused.store.load().await.unwrap(),
+        clean.store.load().await.unwrap()
+    );
     clean.finish().await;
     db.finish().await;
+    refused.finish().await;
 }

@@ -272,49 +272,78 @@ impl Api {
             .ok()
             .and_then(|v| v.get("message").and_then(Value::as_str).map(String::from))
             .unwrap_or_default();
-        let code = status.as_u16();
         let retry_after = header(&headers, "retry-after")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        match code {
-            403 | 429 if retry_after.is_some() => Err(Fault::RateLimited {
-                message: format!("GitHub's secondary rate limit ({code})"),
-                wait: retry_after.expect("checked"),
-            }),
-            403 | 429 if remaining == Some(0) => {
-                let wait = reset.map_or(Duration::from_secs(60), until);
-                if wait > self.max_wait {
-                    return Err(Fault::Permanent(format!(
-                        "GitHub's rate limit is spent for {}s, longer than github.max_rate_limit_wait_seconds",
-                        wait.as_secs()
-                    )));
-                }
-                Err(Fault::RateLimited {
-                    message: format!("GitHub's rate limit is spent ({code})"),
-                    wait,
-                })
+        Err(fault_of(
+            status.as_u16(),
+            path,
+            &message,
+            Limits {
+                remaining,
+                reset,
+                retry_after,
+                max_wait: self.max_wait,
+            },
+        ))
+    }
+}
+
+/// What an error answer's rate-limit headers said.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    remaining: Option<u64>,
+    reset: Option<Timestamp>,
+    retry_after: Option<Duration>,
+    max_wait: Duration,
+}
+
+/// The fault an error answer means, by GitHub's rules for rate limits: `retry-after` says how
+/// long; else none remaining waits until the reset; else a secondary limit waits a minute.
+fn fault_of(code: u16, path: &str, message: &str, limits: Limits) -> Fault {
+    let Limits {
+        remaining,
+        reset,
+        retry_after,
+        max_wait,
+    } = limits;
+    match code {
+        403 | 429 if retry_after.is_some() => Fault::RateLimited {
+            message: format!("GitHub's secondary rate limit ({code})"),
+            wait: retry_after.expect("checked"),
+        },
+        403 | 429 if remaining == Some(0) => {
+            let wait = reset.map_or(Duration::from_secs(60), until);
+            if wait > max_wait {
+                return Fault::Permanent(format!(
+                    "GitHub's rate limit is spent for {}s, longer than github.max_rate_limit_wait_seconds",
+                    wait.as_secs()
+                ));
             }
-            429 => Err(Fault::Transient {
-                message: "GitHub answered 429".into(),
-                retry_after: None,
-            }),
-            401 => Err(Fault::Permanent(
-                "GitHub rejected the token (401): check github.token or GITHUB_TOKEN".into(),
-            )),
-            403 => Err(Fault::Permanent(format!(
-                "GitHub refused {path} (403): {message}"
-            ))),
-            404 => Err(Fault::Permanent(format!(
-                "GitHub has no {path} (404): check the name and that the token may read it"
-            ))),
-            500..=599 => Err(Fault::Transient {
-                message: format!("GitHub answered {code} for {path}"),
-                retry_after: None,
-            }),
-            _ => Err(Fault::Permanent(format!(
-                "GitHub answered {code} for {path}: {message}"
-            ))),
+            Fault::RateLimited {
+                message: format!("GitHub's rate limit is spent ({code})"),
+                wait,
+            }
         }
+        // A secondary limit without retry-after: GitHub asks for at least a minute.
+        403 | 429 if code == 429 || message.to_lowercase().contains("secondary rate limit") => {
+            Fault::RateLimited {
+                message: format!("GitHub's secondary rate limit ({code})"),
+                wait: Duration::from_secs(60),
+            }
+        }
+        401 => Fault::Permanent(
+            "GitHub rejected the token (401): check github.token or GITHUB_TOKEN".into(),
+        ),
+        403 => Fault::Permanent(format!("GitHub refused {path} (403): {message}")),
+        404 => Fault::Permanent(format!(
+            "GitHub has no {path} (404): check the name and that the token may read it"
+        )),
+        500..=599 => Fault::Transient {
+            message: format!("GitHub answered {code} for {path}"),
+            retry_after: None,
+        },
+        _ => Fault::Permanent(format!("GitHub answered {code} for {path}: {message}")),
     }
 }
 
@@ -755,10 +784,11 @@ async fn pulls(ctx: &Ctx<'_>, repo: &str) -> Result<ResourceOutcome, StoreError>
                 let numbers: Vec<u64> = batch.iter().map(|(n, _)| *n).collect();
                 match pass.graphql_details(repo, &numbers).await {
                     Ok(found) => details.extend(found),
-                    Err(error) => {
-                        pass.fail(error);
-                        break 'pages;
-                    }
+                    // GraphQL refused (a token without access to it, a server without it): the
+                    // timelines give the same records, at one request each.
+                    Err(error) => pass.warn(format!(
+                        "{repo}: pull request details through GraphQL failed ({error}); read their timelines instead"
+                    )),
                 }
             }
         }
@@ -1347,6 +1377,61 @@ pub async fn replay(store: &Store, config: &GithubConfig) -> Result<SyncOutcome,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_answers_follow_githubs_rate_limit_rules() {
+        let limits = Limits {
+            remaining: Some(12),
+            reset: None,
+            retry_after: None,
+            max_wait: Duration::from_secs(3600),
+        };
+        let wait = |f: Fault| match f {
+            Fault::RateLimited { wait, .. } => Some(wait.as_secs()),
+            _ => None,
+        };
+        let retry_after = Limits {
+            retry_after: Some(Duration::from_secs(7)),
+            ..limits
+        };
+        assert_eq!(wait(fault_of(403, "/p", "", retry_after)), Some(7));
+        assert_eq!(wait(fault_of(429, "/p", "", retry_after)), Some(7));
+        let spent = Limits {
+            remaining: Some(0),
+            reset: Some(chrono::Utc::now() + chrono::Duration::seconds(30)),
+            ..limits
+        };
+        let until_reset = wait(fault_of(403, "/p", "API rate limit exceeded", spent)).unwrap();
+        assert!((30..=31).contains(&until_reset), "{until_reset}");
+        let far = Limits {
+            max_wait: Duration::from_secs(10),
+            ..spent
+        };
+        assert!(matches!(fault_of(403, "/p", "", far), Fault::Permanent(_)));
+        let secondary = "You have exceeded a secondary rate limit. Please wait a few minutes.";
+        assert_eq!(wait(fault_of(403, "/p", secondary, limits)), Some(60));
+        assert_eq!(wait(fault_of(429, "/p", "", limits)), Some(60));
+        assert!(matches!(
+            fault_of(403, "/p", "Resource not accessible by integration", limits),
+            Fault::Permanent(m) if m == "GitHub refused /p (403): Resource not accessible by integration"
+        ));
+        assert!(matches!(
+            fault_of(401, "/p", "Bad credentials", limits),
+            Fault::Permanent(_)
+        ));
+        assert!(matches!(
+            fault_of(404, "/p", "Not Found", limits),
+            Fault::Permanent(_)
+        ));
+        assert!(matches!(
+            fault_of(502, "/p", "", limits),
+            Fault::Transient { .. }
+        ));
+        assert!(matches!(
+            fault_of(422, "/p", "", limits),
+            Fault::Permanent(_)
+        ));
+    }
 
     #[test]
     fn link_headers_and_archive_ids() {
