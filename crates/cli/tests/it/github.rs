@@ -1840,3 +1840,62 @@ async fn a_pull_request_too_long_for_one_query_reads_its_timeline() {
     db.finish().await;
     refused.finish().await;
 }
+
+/// What GitHub sync wrote makes the DORA report the definitions give, computed by hand for the
+/// fake organisation over 2024-03-01..2024-03-08.
+#[tokio::test]
+async fn a_synced_organisation_reports_the_hand_computed_numbers() {
+    on_both(|store| async move {
+        let (_fake, address) = start_fake(Switches::default(), false).await;
+        assert!(sync(&store, &github_config(address)).await.ok());
+        let config = flowmeter_core::Config::default();
+        let (from, to) = ("2024-03-01", "2024-03-08");
+        // acme/api: 101 (c4, 03-02 03:30) is the baseline; 102 went to staging, 103 failed,
+        // 105 was unreadable; 104 (c20, succeeded 03-04 10:20) delivers c5..c20.
+        let api = report(
+            &store,
+            &config,
+            from,
+            to,
+            flowmeter_core::Scope {
+                repo: Some("acme/api".into()),
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(api.deployment_frequency.deployments, 2);
+        // c_i was authored 3i hours after 03-01 00:00, 104 is 82h20m after it: lead time
+        // 82.33 - 3i for i = 5..20, except c10, the squash merge of #2, whose start is #2's
+        // first commit (03-01 01:00): 81.33. The middle two of the sixteen: 43.33 and 46.33.
+        assert_eq!(api.lead_time.changes, 16);
+        close(
+            api.lead_time.median_hours,
+            (43.0 + 1.0 / 3.0 + 46.0 + 1.0 / 3.0) / 2.0,
+        );
+        // #10 (03-04 04:25) hit 101, #12 (03-04 15:00) hit 104.
+        assert_eq!(
+            (api.change_failure_rate.failed, api.change_failure_rate.rate),
+            (2, Some(1.0))
+        );
+        // #10 was resolved at 06:30: 2h05m. #12 is open.
+        assert_eq!(
+            (api.recovery_time.incidents, api.recovery_time.open),
+            (1, 1)
+        );
+        close(api.recovery_time.median_hours, 2.0 + 5.0 / 60.0);
+        // 104 delivers #2, labelled bug from hotfix/pay: rework.
+        assert_eq!(api.rework_rate.rework, 1);
+
+        // The organisation adds acme/web's one successful run (a baseline) and acme/lib's two
+        // releases, v1.1.0 delivering l2 and l3 (authored 06:00 and 09:00, released 11:50).
+        let all = report(&store, &config, from, to, flowmeter_core::Scope::default()).await;
+        assert_eq!(all.deployment_frequency.deployments, 5);
+        close(Some(all.deployment_frequency.per_week), 5.0);
+        assert_eq!(all.lead_time.changes, 18);
+        assert_eq!(
+            (all.change_failure_rate.failed, all.change_failure_rate.rate),
+            (2, Some(0.4))
+        );
+    })
+    .await;
+}
