@@ -82,6 +82,8 @@ pub struct GithubConfig {
     pub deployment_sources: Vec<DeploymentSourceConfig>,
     /// How pull request details are read: `graphql` (batched) or `rest` (a timeline each).
     pub pull_details: PullDetails,
+    /// Repositories synced at the same time (each one's resources one after the other).
+    pub concurrency: u32,
     /// Hours of default-branch history re-read before the cursor on each incremental sync.
     pub overlap_hours: u32,
     pub page_size: u32,
@@ -102,6 +104,7 @@ impl Default for GithubConfig {
             incident_labels: vec!["incident".into()],
             deployment_sources: Vec::new(),
             pull_details: PullDetails::Graphql,
+            concurrency: 4,
             overlap_hours: 24,
             page_size: 100,
             retry_base_ms: 1000,
@@ -572,6 +575,9 @@ impl Config {
         let github = &self.github;
         if github.page_size == 0 || github.page_size > 100 {
             return Err(config_error("github.page_size", "must be from 1 to 100"));
+        }
+        if github.concurrency == 0 || github.concurrency > 16 {
+            return Err(config_error("github.concurrency", "must be from 1 to 16"));
         }
         if github.max_attempts == 0 {
             return Err(config_error("github.max_attempts", "must be at least 1"));

@@ -1168,6 +1168,23 @@ async fn a_full_sync_of_an_organisation_then_an_unchanged_one() {
             "pull request details are batched"
         );
         let log = fake.log();
+        // One repository at a time gives the same store, and its outcome in the same order.
+        let serial = TestDb::sqlite().await;
+        let config_one = GithubConfig {
+            concurrency: 1,
+            ..config.clone()
+        };
+        let outcome_one = sync(&serial.store, &config_one).await;
+        assert_eq!(serial.store.load().await.unwrap(), loaded);
+        let names = |o: &SyncOutcome| {
+            o.resources
+                .iter()
+                .map(|r| r.resource.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&outcome_one), names(&outcome));
+        serial.finish().await;
+        fake.log.lock().unwrap().clear();
         assert!(
             log.iter().all(|l| !l.conditional && l.status == 200),
             "{log:?}"
@@ -1313,11 +1330,10 @@ async fn rate_limits_and_server_errors_end_in_the_same_store() {
     let log = fake.log();
     let count = |status| log.iter().filter(|l| l.status == status).count();
     assert!(count(502) >= clean_requests / 10, "{}", count(502));
-    assert_eq!(
-        (count(429), count(403)),
-        (1, 1),
-        "one secondary limit, one wait for the reset"
-    );
+    assert_eq!(count(429), 1, "one secondary limit");
+    // The requests in flight when the limit ran out (one per repository synced at once) meet
+    // it; every later one waits for the reset before it is sent.
+    assert!((1..=4).contains(&count(403)), "{}", count(403));
     assert!(
         started.elapsed() >= std::time::Duration::from_secs(1),
         "the reset was waited for"

@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use http::HeaderValue;
 use octocrab::Octocrab;
 use serde::{Deserialize, Serialize};
@@ -86,8 +87,9 @@ struct Api {
     graphql_url: String,
     policy: RetryPolicy,
     max_wait: Duration,
-    /// When the primary rate limit resets, once an answer said none is left.
-    spent_until: Mutex<Option<Timestamp>>,
+    /// When each rate limit (`x-ratelimit-resource`: `core` for REST, `graphql`) resets, once
+    /// an answer said none of it is left.
+    spent_until: Mutex<HashMap<String, Timestamp>>,
 }
 
 fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
@@ -112,23 +114,15 @@ impl Api {
         progress: &dyn Progress,
         outcome: &mut ResourceOutcome,
     ) -> Result<Answer, String> {
-        let spent = *self.spent_until.lock().expect("not poisoned");
-        if let Some(reset) = spent.filter(|r| *r > chrono::Utc::now()) {
-            let wait = until(reset);
-            if wait > self.max_wait {
-                return Err(format!(
-                    "GitHub's rate limit is spent until {reset}, later than github.max_rate_limit_wait_seconds allows"
-                ));
-            }
-            progress.waiting(label, "GitHub's rate limit is spent", wait.as_secs_f64());
-            tokio::time::sleep(wait).await;
-        }
         let mut attempts = 0u64;
         let answer = self
             .policy
             .run(label, progress, || {
                 attempts += 1;
-                self.attempt(url, etag, accept)
+                async move {
+                    self.wait_if_spent("core", label, progress).await?;
+                    self.attempt(url, etag, accept).await
+                }
             })
             .await;
         outcome.requests += attempts;
@@ -136,6 +130,33 @@ impl Api {
             outcome.not_modified += 1;
         }
         answer
+    }
+
+    /// Waits for a spent rate limit to reset before a request, when an earlier answer (of any
+    /// task) said none is left.
+    async fn wait_if_spent(
+        &self,
+        limit: &str,
+        label: &str,
+        progress: &dyn Progress,
+    ) -> Result<(), Fault> {
+        let spent = self
+            .spent_until
+            .lock()
+            .expect("not poisoned")
+            .get(limit)
+            .copied();
+        if let Some(reset) = spent.filter(|r| *r > chrono::Utc::now()) {
+            let wait = until(reset);
+            if wait > self.max_wait {
+                return Err(Fault::Permanent(format!(
+                    "GitHub's rate limit is spent until {reset}, later than github.max_rate_limit_wait_seconds allows"
+                )));
+            }
+            progress.waiting(label, "GitHub's rate limit is spent", wait.as_secs_f64());
+            tokio::time::sleep(wait).await;
+        }
+        Ok(())
     }
 
     async fn attempt(
@@ -180,7 +201,11 @@ impl Api {
             .policy
             .run(label, progress, || {
                 attempts += 1;
-                self.attempt_graphql(&body)
+                let body = &body;
+                async move {
+                    self.wait_if_spent("graphql", label, progress).await?;
+                    self.attempt_graphql(body).await
+                }
             })
             .await;
         outcome.requests += attempts;
@@ -209,7 +234,12 @@ impl Api {
                 .filter_map(|e| e.get("type").and_then(Value::as_str))
                 .collect();
             if kinds.contains(&"RATE_LIMITED") {
-                let spent = *self.spent_until.lock().expect("not poisoned");
+                let spent = self
+                    .spent_until
+                    .lock()
+                    .expect("not poisoned")
+                    .get("graphql")
+                    .copied();
                 return Err(Fault::RateLimited {
                     message: "GitHub's GraphQL rate limit is spent".into(),
                     wait: spent.map_or(Duration::from_secs(60), until),
@@ -258,10 +288,17 @@ impl Api {
                 message: format!("reading the answer for {path} failed: {e}"),
                 retry_after: None,
             })?;
+        if remaining == Some(0)
+            && let Some(reset) = reset
+        {
+            // No request of any task that needs this limit is sent before the reset.
+            let limit = header(&headers, "x-ratelimit-resource").unwrap_or("core");
+            self.spent_until
+                .lock()
+                .expect("not poisoned")
+                .insert(limit.to_string(), reset);
+        }
         if status.is_success() {
-            if remaining == Some(0) {
-                *self.spent_until.lock().expect("not poisoned") = reset;
-            }
             return Ok(Answer {
                 body: Some(body),
                 etag: header(&headers, "etag").map(String::from),
@@ -1257,7 +1294,7 @@ fn context<'a>(
                 max_attempts: config.max_attempts,
             },
             max_wait: Duration::from_secs(config.max_rate_limit_wait_seconds),
-            spent_until: Mutex::new(None),
+            spent_until: Mutex::new(HashMap::new()),
             graphql_url: match url.strip_suffix("/api/v3") {
                 Some(host) => format!("{host}/api/graphql"),
                 None => format!("{url}/graphql"),
@@ -1268,6 +1305,21 @@ fn context<'a>(
         progress,
         host,
     })
+}
+
+type RepoJob<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Vec<ResourceOutcome>, GithubError>> + Send + 'a>,
+>;
+
+/// One repository's resources, one after the other.
+async fn sync_repo(ctx: &Ctx<'_>, repo: &str) -> Result<Vec<ResourceOutcome>, GithubError> {
+    tracing::info!(repo = %repo, "syncing GitHub repository");
+    let mut resources = vec![commits(ctx, repo).await?, pulls(ctx, repo).await?];
+    resources.extend(deployments(ctx, repo).await?);
+    for label in &ctx.config.incident_labels {
+        resources.push(incidents(ctx, repo, label).await?);
+    }
+    Ok(resources)
 }
 
 /// Syncs the configured repositories into the store. A resource that keeps failing is
@@ -1290,15 +1342,17 @@ pub async fn sync(
     if repos.is_empty() && outcome.resources.is_empty() {
         return Err(GithubError::Missing("repos (or github.orgs)"));
     }
-    for repo in &repos {
-        tracing::info!(repo = %repo, "syncing GitHub repository");
-        outcome.resources.push(commits(&ctx, repo).await?);
-        outcome.resources.push(pulls(&ctx, repo).await?);
-        outcome.resources.extend(deployments(&ctx, repo).await?);
-        for label in &config.incident_labels {
-            outcome.resources.push(incidents(&ctx, repo, label).await?);
-        }
-    }
+    // A few repositories at a time (`github.concurrency`); the outcome lists them in order.
+    // (Boxed as `Send` futures: a stream of borrowing futures is otherwise not provably `Send`.)
+    let jobs: Vec<RepoJob<'_>> = repos
+        .iter()
+        .map(|repo| Box::pin(sync_repo(&ctx, repo)) as RepoJob<'_>)
+        .collect();
+    let per_repo: Vec<Vec<ResourceOutcome>> = futures_util::stream::iter(jobs)
+        .buffered(config.concurrency.max(1) as usize)
+        .try_collect()
+        .await?;
+    outcome.resources.extend(per_repo.into_iter().flatten());
     Ok(outcome)
 }
 
