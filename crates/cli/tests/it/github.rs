@@ -163,6 +163,8 @@ enum Listing {
     Items(Vec<Value>),
     Wrapped(&'static str, Vec<Value>),
     Text(String),
+    /// An error answer GitHub gives for this path (an empty repository's commits, say).
+    Status(u16, &'static str),
 }
 
 /// One fake repository's data, built up and then turned into listings.
@@ -885,9 +887,23 @@ async fn respond(
         })
         .unwrap_or_default();
     let path = uri.path().to_string();
+    // A renamed repository: GitHub answers its old name with a permanent redirect.
+    if let Some(rest) = path.strip_prefix("/repos/acme/old-api/") {
+        let address = fake.address.lock().unwrap().unwrap();
+        let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+        let location = format!("http://{address}/repos/acme/api/{rest}{query}");
+        return error(
+            StatusCode::MOVED_PERMANENTLY,
+            "Moved Permanently",
+            &[("location", location)],
+        );
+    }
     let Some(listing) = fake.data.lock().unwrap().get(&path).cloned() else {
         return error(StatusCode::NOT_FOUND, "Not Found", &[]);
     };
+    if let Listing::Status(code, message) = listing {
+        return error(StatusCode::from_u16(code).unwrap(), message, &[]);
+    }
     if path.ends_with("/issues") && query.get("labels").map(String::as_str) != Some("incident") {
         return (StatusCode::OK, "[]").into_response();
     }
@@ -898,6 +914,7 @@ async fn respond(
     let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
     let (mut body, total) = match &listing {
         Listing::Text(text) => (text.clone(), 0),
+        Listing::Status(..) => unreachable!("answered above"),
         Listing::Items(items) | Listing::Wrapped(_, items) => {
             let slice: Vec<&Value> = items
                 .iter()
@@ -1914,4 +1931,57 @@ async fn a_synced_organisation_reports_the_hand_computed_numbers() {
         );
     })
     .await;
+}
+
+/// An empty repository (its commits answer 409), one whose issues are switched off (410) and one
+/// that was renamed (301 to its new name) sync without failing.
+#[tokio::test]
+async fn empty_renamed_and_issue_less_repositories_sync() {
+    let (fake, address) = start_fake(Switches::default(), false).await;
+    {
+        let mut data = fake.data.lock().unwrap();
+        data.insert(
+            "/repos/acme/empty/commits".into(),
+            Listing::Status(409, "Git Repository is empty."),
+        );
+        data.insert(
+            "/repos/acme/empty/issues".into(),
+            Listing::Status(410, "Issues are disabled for this repo"),
+        );
+        for path in ["pulls", "deployments"] {
+            data.insert(format!("/repos/acme/empty/{path}"), Listing::Items(vec![]));
+        }
+    }
+    let config = GithubConfig {
+        repos: vec!["acme/empty".into(), "acme/old-api".into()],
+        orgs: vec![],
+        ..github_config(address)
+    };
+    let db = TestDb::sqlite().await;
+    let outcome = sync(&db.store, &config).await;
+    assert!(outcome.ok(), "{outcome:?}");
+    let empty: Vec<u64> = outcome
+        .resources
+        .iter()
+        .filter(|r| r.resource.starts_with("acme/empty"))
+        .map(|r| r.records)
+        .collect();
+    assert_eq!(empty, [0, 0, 0, 0]);
+    let log = fake.log();
+    assert!(log.iter().any(|l| l.status == 409) && log.iter().any(|l| l.status == 410));
+    assert!(
+        log.iter()
+            .any(|l| l.status == 301 && l.url.starts_with("/repos/acme/old-api/commits"))
+    );
+    let data = db.store.load().await.unwrap();
+    // The renamed repository's records are those of its new name, under the configured name.
+    assert_eq!(
+        data.commits
+            .iter()
+            .filter(|c| c.repo == "acme/old-api")
+            .count(),
+        25 + 4
+    );
+    assert_eq!(data.pull_requests.len(), 5);
+    db.finish().await;
 }

@@ -305,6 +305,13 @@ impl Api {
                 next: header(&headers, "link").and_then(next_link),
             });
         }
+        if nothing_to_list(status.as_u16(), path) {
+            return Ok(Answer {
+                body: Some("[]".into()),
+                etag: None,
+                next: None,
+            });
+        }
         let message = serde_json::from_str::<Value>(&body)
             .ok()
             .and_then(|v| v.get("message").and_then(Value::as_str).map(String::from))
@@ -324,6 +331,15 @@ impl Api {
             },
         ))
     }
+}
+
+/// Answers that mean an empty list, not a failure: the commits of an empty repository (409) and
+/// the issues of a repository whose issues are switched off (410).
+fn nothing_to_list(code: u16, path: &str) -> bool {
+    matches!(
+        (code, path.rsplit('/').next()),
+        (409, Some("commits")) | (410, Some("issues"))
+    )
 }
 
 /// What an error answer's rate-limit headers said.
@@ -1485,6 +1501,14 @@ mod tests {
             fault_of(422, "/p", "", limits),
             Fault::Permanent(_)
         ));
+    }
+
+    #[test]
+    fn an_empty_repository_and_switched_off_issues_list_nothing() {
+        assert!(nothing_to_list(409, "/repos/acme/empty/commits"));
+        assert!(nothing_to_list(410, "/repos/acme/quiet/issues"));
+        assert!(!nothing_to_list(409, "/repos/acme/empty/pulls"));
+        assert!(!nothing_to_list(404, "/repos/acme/missing/commits"));
     }
 
     #[test]
