@@ -40,6 +40,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/incidents"),
     ("GET", "/pull-requests"),
     ("GET", "/value-stream"),
+    ("GET", "/sources"),
     ("GET", "/receipts/{metric}"),
     ("GET", "/static/style.css"),
     ("GET", "/api/v1/dora"),
@@ -66,6 +67,7 @@ pub fn app(state: AppState) -> Router {
         .route("/incidents", get(pages::incidents))
         .route("/pull-requests", get(pages::pull_requests))
         .route("/value-stream", get(pages::value_stream))
+        .route("/sources", get(pages::sources))
         .route("/receipts/{metric}", get(pages::receipts))
         .route("/static/style.css", get(pages::stylesheet))
         .route("/api/v1/dora", get(api::dora))

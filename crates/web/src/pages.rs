@@ -569,6 +569,69 @@ struct PullRequestsPage {
     waiting: Vec<PullLine>,
 }
 
+pub struct CursorLine {
+    pub source: String,
+    pub scope: String,
+    pub resource: String,
+    pub moved: String,
+    pub age: String,
+}
+
+#[derive(Template)]
+#[template(path = "sources.html")]
+struct SourcesPage {
+    frame: Frame,
+    counts: Vec<(&'static str, u64)>,
+    generation: i64,
+    built: String,
+    cursors: Vec<CursorLine>,
+}
+
+/// Where the data comes from and how fresh it is: the store's records, the snapshot the pages
+/// show, and each connector cursor with when it last moved.
+pub async fn sources(
+    State(state): State<AppState>,
+    Query(filters): Query<Filters>,
+) -> Result<Response, ApiError> {
+    let view = state.view();
+    let window = filters.window(&view, false)?;
+    let store = state.store();
+    let counts = store.counts().await.map_err(ApiError::internal)?;
+    let now = chrono::Utc::now();
+    let cursors = store
+        .cursors()
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|c| CursorLine {
+            age: hours(Some(
+                (now - c.updated_at).num_seconds().max(0) as f64 / 3600.0,
+            )),
+            moved: c.updated_at.format("%Y-%m-%d %H:%M").to_string(),
+            source: c.source,
+            scope: c.scope,
+            resource: c.resource,
+        })
+        .collect();
+    render(&SourcesPage {
+        frame: Frame::new("sources", &view, &filters, &window),
+        counts: vec![
+            ("commits", counts.commits),
+            ("pull requests", counts.pull_requests),
+            ("deployment records", counts.deployments),
+            ("incidents", counts.incidents),
+            ("tracker issues", counts.issues),
+        ],
+        generation: view.generation,
+        built: format!(
+            "{:.0} s ago, in {:.2} s",
+            view.built_at.elapsed().as_secs_f64(),
+            view.build_seconds
+        ),
+        cursors,
+    })
+}
+
 /// Open, ready pull requests that no one but their author (or a bot) has reviewed yet, oldest
 /// first, as of the window's end.
 pub async fn pull_requests(

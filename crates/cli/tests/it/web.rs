@@ -634,3 +634,41 @@ async fn a_browser_sees_the_numbers_the_api_gives() {
     stop(child);
     db.finish().await;
 }
+
+#[tokio::test]
+async fn the_sources_page_shows_records_and_connector_cursors() {
+    on_both(|store| async move {
+        let state = state_with(&store, Config::default()).await;
+        let (status, body) = get(&state, &format!("/sources?{WINDOW}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            body.contains("No connector has synced into this store"),
+            "{body}"
+        );
+        let counts = store.counts().await.unwrap();
+        assert!(
+            body.contains(&format!("<td>commits</td><td>{}</td>", counts.commits)),
+            "{body}"
+        );
+        store
+            .set_cursor(
+                "github",
+                "api.github.com/acme/api",
+                "pulls",
+                &flowmeter_store::Cursor {
+                    cursor: Some("{}".into()),
+                    etag: Some("\"abc\"".into()),
+                },
+            )
+            .await
+            .unwrap();
+        let (_, body) = get(&state, &format!("/sources?{WINDOW}")).await;
+        assert!(
+            body.contains("<td>github</td><td>api.github.com/acme/api</td><td>pulls</td>"),
+            "{body}"
+        );
+        assert!(!body.contains("No connector has synced"));
+        assert!(body.contains(r#"aria-current="page">Sources</a>"#));
+    })
+    .await;
+}
