@@ -471,6 +471,12 @@ fn organisation(changed: bool) -> BTreeMap<String, Listing> {
     }
     api.listings
         .insert("/repos/acme/api/pulls".into(), Listing::Items(pulls));
+    // #5 was opened ready, turned into a draft and back: it has no ready time of its own.
+    if let Some(Listing::Items(events)) = api.listings.get_mut("/repos/acme/api/issues/5/timeline")
+    {
+        events.insert(1, t.plain_event("convert_to_draft", &at(4, 420)));
+        events.insert(2, t.plain_event("ready_for_review", &at(4, 450)));
+    }
     let mut deployments = vec![
         deployment(
             &t,
@@ -803,9 +809,19 @@ fn graphql_answer(fake: &Fake, repo: &str, numbers: &[u64]) -> Value {
         let reviews: Vec<Value> = of("reviewed")
             .map(|e| json!({"author": {"login": e["user"]["login"]}, "state": e["state"], "submittedAt": e["submitted_at"]}))
             .collect();
-        let ready: Vec<Value> = of("ready_for_review")
+        // The first of the draft events, as `timelineItems(first: 1, itemTypes: [...])` gives.
+        let ready: Vec<Value> = events
+            .iter()
+            .filter(|e| e["event"] == "ready_for_review" || e["event"] == "convert_to_draft")
             .take(1)
-            .map(|e| json!({"createdAt": e["created_at"]}))
+            .map(|e| {
+                let kind = if e["event"] == "ready_for_review" {
+                    "ReadyForReviewEvent"
+                } else {
+                    "ConvertToDraftEvent"
+                };
+                json!({"__typename": kind, "createdAt": e["created_at"]})
+            })
             .collect();
         let more = fake.switches.lock().unwrap().truncated.contains(n);
         nodes.insert(
@@ -1089,6 +1105,11 @@ fn assert_organisation(data: &Dataset) {
     assert!(pr(3).draft && pr(3).merge_commit_sha.is_none() && pr(3).merged_at.is_none());
     assert_eq!((pr(4).ready_at, pr(4).draft), (Some(t(&at(3, 900))), false));
     assert_eq!(pr(5).closed_at, Some(t(&at(4, 500))));
+    assert_eq!(
+        pr(5).ready_at,
+        None,
+        "opened ready, so ready at its creation"
+    );
     assert_eq!(
         pr(5).merge_commit_sha,
         None,

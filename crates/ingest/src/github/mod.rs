@@ -970,7 +970,8 @@ pub fn details_query(repo: &str, numbers: &[u64]) -> String {
          commits(first: 50) { pageInfo { hasNextPage } nodes { commit { oid authoredDate committedDate message \
          author { name email } committer { name email } parents(first: 5) { nodes { oid } } } } } \
          reviews(first: 100) { pageInfo { hasNextPage } nodes { author { login } state submittedAt } } \
-         timelineItems(first: 1, itemTypes: [READY_FOR_REVIEW_EVENT]) { nodes { ... on ReadyForReviewEvent { createdAt } } } }",
+         timelineItems(first: 1, itemTypes: [READY_FOR_REVIEW_EVENT, CONVERT_TO_DRAFT_EVENT]) { nodes { __typename \
+         ... on ReadyForReviewEvent { createdAt } ... on ConvertToDraftEvent { createdAt } } } }",
     );
     query
 }

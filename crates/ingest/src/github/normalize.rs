@@ -123,6 +123,7 @@ pub fn pull_request(
     let mut commits = Vec::new();
     let mut reviews = Vec::new();
     let mut ready_at = None;
+    let mut draft_event_seen = false;
     let events: Vec<Value> = match raw.get("graphql") {
         Some(node) => graphql_events(node),
         None => raw
@@ -156,10 +157,13 @@ pub fn pull_request(
                     )),
                 }
             }
-            // Opened as a draft: ready when it was first marked ready for review.
-            Some("ready_for_review") if ready_at.is_none() => {
+            // Opened as a draft (its first draft event marks it ready, where one opened ready
+            // would first be converted to a draft): ready when first marked ready for review.
+            Some("ready_for_review") if !draft_event_seen => {
+                draft_event_seen = true;
                 ready_at = time(event, &["created_at"]);
             }
+            Some("convert_to_draft") => draft_event_seen = true,
             _ => {}
         }
     }
@@ -239,10 +243,12 @@ fn graphql_events(node: &Value) -> Vec<Value> {
             "submitted_at": r.get("submittedAt"),
         }));
     }
-    for ready in nodes("/timelineItems/nodes") {
-        events.push(
-            serde_json::json!({"event": "ready_for_review", "created_at": ready.get("createdAt")}),
-        );
+    for item in nodes("/timelineItems/nodes") {
+        let event = match item.get("__typename").and_then(Value::as_str) {
+            Some("ConvertToDraftEvent") => "convert_to_draft",
+            _ => "ready_for_review",
+        };
+        events.push(serde_json::json!({"event": event, "created_at": item.get("createdAt")}));
     }
     events
 }
@@ -524,6 +530,14 @@ mod tests {
             warnings,
             ["a/b#5: a review without a reviewer or a submitted_at time was skipped"]
         );
+        // Opened ready, converted to a draft, then ready again: it was not opened as a draft, so
+        // it has no ready time of its own (b1 is its creation).
+        let mut reconverted = raw.clone();
+        reconverted["timeline"].as_array_mut().unwrap().insert(
+            1,
+            json!({"event": "convert_to_draft", "created_at": "2024-03-01T10:00:00Z"}),
+        );
+        assert_eq!(pull_request(&reconverted, "a/b").unwrap().0.ready_at, None);
         // An open pull request's merge_commit_sha is a test merge, not a commit.
         let mut open = raw.clone();
         open["pull"]["merged_at"] = Value::Null;
@@ -556,7 +570,7 @@ mod tests {
             "reviews": {"pageInfo": {"hasNextPage": false}, "nodes": [
                 {"author": {"login": "bob"}, "state": "APPROVED", "submittedAt": "2024-03-01T13:00:00Z"},
                 {"author": {"login": "cy"}, "state": "PENDING", "submittedAt": null}]},
-            "timelineItems": {"nodes": [{"createdAt": "2024-03-01T12:00:00Z"}]}}});
+            "timelineItems": {"nodes": [{"__typename": "ReadyForReviewEvent", "createdAt": "2024-03-01T12:00:00Z"}]}}});
         let from_rest = pull_request(&rest, "a/b").unwrap();
         let from_graphql = pull_request(&graphql, "a/b").unwrap();
         assert_eq!(from_graphql, from_rest);
