@@ -939,7 +939,7 @@ async fn deployments(ctx: &Ctx<'_>, repo: &str) -> Result<Vec<ResourceOutcome>, 
                     first,
                 )
                 .await?;
-                outcomes.push(runs(pass, repo, &environment).await?);
+                outcomes.push(with_details(pass, repo, Detail::Run, &environment).await?);
             }
             Ok(outcomes)
         }
@@ -1025,6 +1025,19 @@ enum Detail {
     Statuses,
     /// The commit a release's tag points at.
     ReleaseCommit,
+    /// Nothing: a workflow run is complete as listed.
+    Run,
+}
+
+impl Detail {
+    /// The archive kind of its items, and the deployment source that normalizes them.
+    fn kind(self) -> (&'static str, DeploymentSource) {
+        match self {
+            Detail::Statuses => ("deployment", DeploymentSource::Deployments),
+            Detail::ReleaseCommit => ("release", DeploymentSource::Releases),
+            Detail::Run => ("run", DeploymentSource::WorkflowRuns),
+        }
+    }
 }
 
 impl Pass<'_, '_> {
@@ -1062,22 +1075,23 @@ impl Pass<'_, '_> {
                 let sha = answer.body.unwrap_or_default().trim().to_string();
                 Ok(json!({"release": item, "sha": sha}))
             }
+            Detail::Run => Ok(item),
         }
     }
 }
 
-/// A listing whose items need one more request each (deployment statuses, a release's commit),
-/// made only for items not known to be final: new ones, and ones that were pending.
+/// A newest-first listing of deployments of one source, down to the oldest item still pending.
+/// Items that need one more request (deployment statuses, a release's commit) get it only when
+/// not known to be final: new ones, and ones that were pending.
 async fn with_details(
     mut pass: Pass<'_, '_>,
     repo: &str,
     detail: Detail,
     environment: &str,
 ) -> Result<ResourceOutcome, StoreError> {
-    let (releases, kind) = match detail {
-        Detail::Statuses => (false, "deployment"),
-        Detail::ReleaseCommit => (true, "release"),
-    };
+    let (kind, source) = detail.kind();
+    let releases = detail == Detail::ReleaseCommit;
+    let items_key = (detail == Detail::Run).then_some("workflow_runs");
     pass.reread_pending();
     let stop = pass.saved.stop_before();
     let known_until = pass.saved.newest;
@@ -1085,7 +1099,7 @@ async fn with_details(
     let mut newest = pass.saved.newest;
     let mut pending: Vec<(String, Timestamp)> = Vec::new();
     let recent = chrono::Utc::now() - chrono::Duration::days(PENDING_DAYS);
-    'pages: while let Step::Items(items) = pass.page(None).await? {
+    'pages: while let Step::Items(items) = pass.page(items_key).await? {
         let mut records = Vec::new();
         let mut reached = false;
         for item in items {
@@ -1134,70 +1148,12 @@ async fn with_details(
             };
             if let Some(d) = pass
                 .keep(repo, kind, &key, &bundle, |r| {
-                    normalize::deployment_of(
-                        if releases {
-                            DeploymentSource::Releases
-                        } else {
-                            DeploymentSource::Deployments
-                        },
-                        r,
-                        repo,
-                        environment,
-                    )
+                    normalize::deployment_of(source, r, repo, environment)
                 })
                 .await?
             {
                 if !normalize::is_final(d.status) && d.created_at > recent {
                     pending.push((key, d.created_at));
-                }
-                records.push(Record::Deployment(d));
-            }
-        }
-        pass.write(RecordKind::Deployments, records).await?;
-        pass.page_done();
-        if reached {
-            break;
-        }
-    }
-    pass.finish(Mark::with_pending(newest, pending)).await
-}
-
-/// Workflow runs of one deploying workflow, newest first, down to the oldest run still going.
-async fn runs(
-    mut pass: Pass<'_, '_>,
-    repo: &str,
-    environment: &str,
-) -> Result<ResourceOutcome, StoreError> {
-    pass.reread_pending();
-    let stop = pass.saved.stop_before();
-    let mut newest = pass.saved.newest;
-    let mut pending: Vec<(String, Timestamp)> = Vec::new();
-    let recent = chrono::Utc::now() - chrono::Duration::days(PENDING_DAYS);
-    while let Step::Items(items) = pass.page(Some("workflow_runs")).await? {
-        let mut records = Vec::new();
-        let mut reached = false;
-        for raw in items {
-            let created = item_time(&raw, "created_at");
-            if stop.is_some_and(|s| created.is_some_and(|c| c < s)) {
-                reached = true;
-                break;
-            }
-            newest = latest(newest, created);
-            let key = raw
-                .get("id")
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
-                .to_string();
-            if let Some(d) = pass
-                .keep(repo, "run", &key, &raw, |r| {
-                    normalize::workflow_run(r, repo, environment)
-                })
-                .await?
-            {
-                if !normalize::is_final(d.status)
-                    && let Some(c) = created.filter(|c| *c > recent)
-                {
-                    pending.push((key, c));
                 }
                 records.push(Record::Deployment(d));
             }
