@@ -638,14 +638,22 @@ fn organisation(changed: bool) -> BTreeMap<String, Listing> {
         v["prerelease"] = json!(false);
         v
     };
-    lib.listings.insert(
-        "/repos/acme/lib/releases".into(),
-        Listing::Items(vec![
-            release(303, "v2.0.0", at(2, 0), None, true),
-            release(302, "v1.1.0", at(1, 700), Some(at(1, 710)), false),
-            release(301, "v1.0.0", at(1, 300), Some(at(1, 320)), false),
-        ]),
-    );
+    let mut releases = vec![
+        release(303, "v2.0.0", at(2, 0), None, true),
+        release(302, "v1.1.0", at(1, 700), Some(at(1, 710)), false),
+        release(301, "v1.0.0", at(1, 300), Some(at(1, 320)), false),
+    ];
+    if changed {
+        // A hotfix released later from an older commit: GitHub dates a release by its commit,
+        // so it is listed below releases it came after.
+        releases.insert(2, release(304, "v1.0.1", at(1, 400), Some(at(5, 0)), false));
+        lib.listings.insert(
+            "/repos/acme/lib/commits/v1.0.1".into(),
+            Listing::Text(sha("acme/lib", 2)),
+        );
+    }
+    lib.listings
+        .insert("/repos/acme/lib/releases".into(), Listing::Items(releases));
     lib.listings.insert(
         "/repos/acme/lib/commits/v1.1.0".into(),
         Listing::Text(sha("acme/lib", 3)),
@@ -744,7 +752,10 @@ async fn answer(
     body: String,
 ) -> Response {
     // A GraphQL query is logged as `/graphql` with the pull requests it asks for.
-    let graphql = (uri.path() == "/graphql").then(|| graphql_numbers(&body));
+    // GitHub Enterprise Server answers GraphQL at /api/graphql.
+    let graphql = ["/graphql", "/api/graphql"]
+        .contains(&uri.path())
+        .then(|| graphql_numbers(&body));
     let response = respond(
         &fake,
         &uri,
@@ -902,7 +913,11 @@ async fn respond(
                 .collect()
         })
         .unwrap_or_default();
-    let path = uri.path().to_string();
+    // GitHub Enterprise Server serves the REST API under /api/v3.
+    let (prefix, path) = match uri.path().strip_prefix("/api/v3") {
+        Some(rest) => ("/api/v3", rest.to_string()),
+        None => ("", uri.path().to_string()),
+    };
     // A renamed repository: GitHub answers its old name with a permanent redirect.
     if let Some(rest) = path.strip_prefix("/repos/acme/old-api/") {
         let address = fake.address.lock().unwrap().unwrap();
@@ -987,7 +1002,7 @@ async fn respond(
                 .collect();
             q.sort();
             q.push(format!("page={p}"));
-            format!("<http://{address}{path}?{}>", q.join("&"))
+            format!("<http://{address}{prefix}{path}?{}>", q.join("&"))
         };
         let last = total.div_ceil(per_page);
         h.insert(
@@ -1259,8 +1274,9 @@ async fn a_full_sync_of_an_organisation_then_an_unchanged_one() {
             log.iter().all(|l| l.conditional && l.status == 304),
             "{log:?}"
         );
-        // The organisation, and per repository commits, pulls, deployments and incidents.
-        assert_eq!(log.len(), 1 + 3 * 4, "{log:?}");
+        // The organisation's two pages (each with its own ETag: a change on page 2 would not
+        // show on page 1), and per repository commits, pulls, deployments and incidents.
+        assert_eq!(log.len(), 2 + 3 * 4, "{log:?}");
         assert_eq!(*fake.used.lock().unwrap(), used, "no rate limit spent");
         assert_eq!(again.resources.iter().map(|r| r.changed).sum::<u64>(), 0);
         assert_eq!(store.load().await.unwrap(), loaded);
@@ -1313,17 +1329,30 @@ async fn an_incremental_sync_reads_only_what_changed() {
                 ]
             ),
         }
-        // Only the new deployment's statuses are read: the others were final.
+        // The statuses of the new deployment and of 105, created exactly at the cursor (read
+        // again, as items at the cursor are); the older ones were final.
         let statuses: Vec<&&str> = urls.iter().filter(|u| u.contains("/statuses")).collect();
         assert_eq!(
             statuses,
-            [&"/repos/acme/api/deployments/106/statuses?per_page=100"]
+            [
+                &"/repos/acme/api/deployments/106/statuses?per_page=100",
+                &"/repos/acme/api/deployments/105/statuses?per_page=100"
+            ]
         );
         // Commits down to the cursor less a day (4 pages), the changed pull requests page and
-        // their details, the deployments page and one statuses list; every other resource
+        // their details, the deployments page and two statuses lists; every other resource
         // answered 304.
         let read = log.iter().filter(|l| l.status == 200).count();
-        assert_eq!(read, 4 + 1 + timelines.len() + 1 + 1, "{urls:?}");
+        // acme/lib's releases changed (a hotfix): the listing and the new release's commit.
+        assert_eq!(read, 4 + 1 + timelines.len() + 1 + 2 + 2, "{urls:?}");
+        assert!(
+            urls.contains(&"/repos/acme/lib/commits/v1.0.1"),
+            "only the new release's commit is asked for: {urls:?}"
+        );
+        assert!(
+            !urls.contains(&"/repos/acme/lib/commits/v1.1.0"),
+            "{urls:?}"
+        );
         assert_eq!(log.len() - read, 10, "{urls:?}");
         assert!(read < full_requests / 2, "{read} of {full_requests}");
 
@@ -1335,6 +1364,11 @@ async fn an_incremental_sync_reads_only_what_changed() {
         assert_eq!(got, expected);
         let pr5 = got.pull_requests.iter().find(|p| p.number == 5).unwrap();
         assert_eq!(pr5.reviews.len(), 1);
+        assert!(
+            got.deployments
+                .iter()
+                .any(|d| d.repo == "acme/lib" && d.id == "v1.0.1")
+        );
         db.finish().await;
         fresh.finish().await;
     }
@@ -1877,8 +1911,9 @@ async fn a_pull_request_too_long_for_one_query_reads_its_timeline() {
         .collect();
     assert_eq!(
         warned,
-        ["acme/api: pull request details through GraphQL failed (GitHub's GraphQL API: Resource not accessible by personal access token); read their timelines instead";
-            2]
+        [
+            "acme/api: pull request details through GraphQL failed (GitHub's GraphQL API: Resource not accessible by personal access token); this sync reads timelines instead"
+        ]
     );
     let timelines = fake
         .log()
@@ -2005,4 +2040,41 @@ async fn empty_renamed_and_issue_less_repositories_sync() {
     );
     assert_eq!(data.pull_requests.len(), 5);
     db.finish().await;
+}
+
+/// GitHub Enterprise Server: the REST API under `/api/v3`, GraphQL at `/api/graphql`.
+#[tokio::test]
+async fn an_enterprise_server_is_read_under_its_api_paths() {
+    let (fake, address) = start_fake(Switches::default(), false).await;
+    let clean = TestDb::sqlite().await;
+    assert!(sync(&clean.store, &github_config(address)).await.ok());
+    fake.log.lock().unwrap().clear();
+    let ghes = TestDb::sqlite().await;
+    let config = GithubConfig {
+        url: format!("http://{address}/api/v3"),
+        ..github_config(address)
+    };
+    let outcome = sync(&ghes.store, &config).await;
+    assert!(outcome.ok(), "{outcome:?}");
+    assert!(warnings(&outcome).iter().all(|w| !w.contains("GraphQL")));
+    let log = fake.log();
+    assert!(
+        log.iter().any(|l| l.url == "/graphql pr6,pr5,pr4,pr3"),
+        "{log:?}"
+    );
+    assert!(!log.iter().any(|l| l.url.contains("/timeline")), "{log:?}");
+    assert!(
+        log.iter()
+            .filter(|l| !l.url.starts_with("/graphql"))
+            .all(|l| l.url.starts_with("/api/v3/")),
+        "{log:?}"
+    );
+    // Its records are those of the same organisation on github.com (the archive ids differ
+    // by host only).
+    assert_eq!(
+        ghes.store.load().await.unwrap(),
+        clean.store.load().await.unwrap()
+    );
+    clean.finish().await;
+    ghes.finish().await;
 }

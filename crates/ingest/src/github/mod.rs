@@ -82,9 +82,10 @@ struct Answer {
 
 struct Api {
     octo: Octocrab,
-    /// `https://api.github.com/graphql`, or `https://HOST/api/graphql` on GitHub Enterprise
-    /// Server (whose REST base is `https://HOST/api/v3`).
-    graphql_url: String,
+    /// The client for `/graphql`: octocrab puts its base path before every path, and GitHub
+    /// Enterprise Server's GraphQL endpoint (`https://HOST/api/graphql`) is not under its REST
+    /// base (`https://HOST/api/v3`), so this one's base is `https://HOST/api`.
+    graphql: Octocrab,
     policy: RetryPolicy,
     max_wait: Duration,
     /// When each rate limit (`x-ratelimit-resource`: `core` for REST, `graphql`) resets, once
@@ -214,8 +215,8 @@ impl Api {
 
     async fn attempt_graphql(&self, body: &Value) -> Result<Value, Fault> {
         let response = self
-            .octo
-            ._post(self.graphql_url.as_str(), Some(body))
+            .graphql
+            ._post("/graphql", Some(body))
             .await
             .map_err(|e| Fault::Transient {
                 message: format!("GraphQL request failed: {e}"),
@@ -240,9 +241,16 @@ impl Api {
                     .expect("not poisoned")
                     .get("graphql")
                     .copied();
+                let wait = spent.map_or(Duration::from_secs(60), until);
+                if wait > self.max_wait {
+                    return Err(Fault::Permanent(format!(
+                        "GitHub's GraphQL rate limit is spent for {}s, longer than github.max_rate_limit_wait_seconds",
+                        wait.as_secs()
+                    )));
+                }
                 return Err(Fault::RateLimited {
                     message: "GitHub's GraphQL rate limit is spent".into(),
-                    wait: spent.map_or(Duration::from_secs(60), until),
+                    wait,
                 });
             }
             if value.get("data").is_none_or(Value::is_null) {
@@ -270,9 +278,18 @@ impl Api {
         let headers = response.headers().clone();
         let remaining: Option<u64> =
             header(&headers, "x-ratelimit-remaining").and_then(|v| v.trim().parse().ok());
+        // The reset in this machine's time: GitHub's reset less GitHub's own clock (the `Date`
+        // header), so a clock running ahead of GitHub's does not cut waits short.
+        let server_now = header(&headers, "date")
+            .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+            .map(|d| d.to_utc());
         let reset = header(&headers, "x-ratelimit-reset")
             .and_then(|v| v.trim().parse::<i64>().ok())
-            .and_then(|s| chrono::DateTime::from_timestamp(s, 0));
+            .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+            .map(|r| match server_now {
+                Some(server) => chrono::Utc::now() + (r - server),
+                None => r,
+            });
         if status == http::StatusCode::NOT_MODIFIED {
             return Ok(Answer {
                 body: None,
@@ -361,6 +378,10 @@ fn fault_of(code: u16, path: &str, message: &str, limits: Limits) -> Fault {
         max_wait,
     } = limits;
     match code {
+        403 | 429 if retry_after.is_some_and(|w| w > max_wait) => Fault::Permanent(format!(
+            "GitHub asks to wait {}s (retry-after), longer than github.max_rate_limit_wait_seconds",
+            retry_after.map_or(0, |w| w.as_secs())
+        )),
         403 | 429 if retry_after.is_some() => Fault::RateLimited {
             message: format!("GitHub's secondary rate limit ({code})"),
             wait: retry_after.expect("checked"),
@@ -412,6 +433,12 @@ struct Mark {
     pending: Vec<String>,
     /// For an organisation: its repositories.
     repos: Vec<String>,
+    /// Releases recorded as deployments (by tag).
+    known: Vec<String>,
+    /// Every page (URL, ETag) of the last complete pass, for listings not ordered by arrival
+    /// (an organisation's repositories, releases), where a change may leave the first page as
+    /// it was.
+    pages: Vec<(String, String)>,
 }
 
 impl Mark {
@@ -435,13 +462,15 @@ impl Mark {
             stop_before: pending.iter().map(|(_, c)| *c).min().or(newest),
             newest,
             pending: pending.into_iter().map(|(k, _)| k).collect(),
-            repos: Vec::new(),
+            ..Mark::default()
         }
     }
 }
 
 struct Ctx<'a> {
     api: Api,
+    /// Set once GraphQL refused: the rest of the sync reads timelines.
+    graphql_off: std::sync::atomic::AtomicBool,
     store: &'a Store,
     config: &'a GithubConfig,
     progress: &'a dyn Progress,
@@ -459,6 +488,8 @@ struct Pass<'c, 'a> {
     next: Option<String>,
     conditional: bool,
     first_etag: Option<String>,
+    /// Every page read, with its ETag.
+    pages: Vec<(String, String)>,
     /// False once a page could not be read: the cursor then stays where it was.
     complete: bool,
 }
@@ -501,8 +532,48 @@ impl<'c, 'a> Pass<'c, 'a> {
             },
             next: Some(first),
             first_etag: None,
+            pages: Vec::new(),
             complete: true,
         })
+    }
+
+    /// A listing not ordered by arrival is unchanged only when every page is: with several
+    /// pages last time, each is asked for with its own ETag first (304s cost no rate limit);
+    /// all unchanged ends the pass, any change reads the whole listing again.
+    async fn whole_listing(&mut self) -> Result<(), StoreError> {
+        if self.saved.pages.len() <= 1 || !self.conditional {
+            return Ok(());
+        }
+        let label = self.label().to_string();
+        for (url, etag) in self.saved.pages.clone() {
+            let answer = self
+                .ctx
+                .api
+                .get(
+                    &label,
+                    &url,
+                    (!etag.is_empty()).then_some(etag.as_str()),
+                    "application/vnd.github+json",
+                    self.ctx.progress,
+                    &mut self.outcome,
+                )
+                .await;
+            match answer {
+                Ok(Answer { body: None, .. }) => continue,
+                Ok(_) => {
+                    self.conditional = false;
+                    return Ok(());
+                }
+                Err(error) => {
+                    self.fail(error);
+                    self.next = None;
+                    return Ok(());
+                }
+            }
+        }
+        // Every page unchanged.
+        self.next = None;
+        Ok(())
     }
 
     /// Items pending last time must be read again even when the listing itself did not
@@ -561,6 +632,8 @@ impl<'c, 'a> Pass<'c, 'a> {
             if first {
                 self.first_etag = answer.etag.clone().or(Some(String::new()));
             }
+            self.pages
+                .push((url.clone(), answer.etag.clone().unwrap_or_default()));
             self.next = answer.next;
             self.outcome.pages += 1;
             let parsed: Option<Vec<Value>> =
@@ -738,6 +811,7 @@ async fn org_repos(ctx: &Ctx<'_>, org: &str) -> Result<(Vec<String>, ResourceOut
     );
     let scope = format!("{}/{org}", ctx.host);
     let mut pass = Pass::open(ctx, &scope, "repos", format!("{org} repositories"), first).await?;
+    pass.whole_listing().await?;
     let mut repos = Vec::new();
     let mut listed = false;
     while let Step::Items(items) = pass.page(None).await? {
@@ -759,7 +833,7 @@ async fn org_repos(ctx: &Ctx<'_>, org: &str) -> Result<(Vec<String>, ResourceOut
     }
     let mark = Mark {
         repos: repos.clone(),
-        newest: None,
+        pages: pass.pages.clone(),
         ..Mark::default()
     };
     Ok((repos, pass.finish(mark).await?))
@@ -832,16 +906,25 @@ async fn pulls(ctx: &Ctx<'_>, repo: &str) -> Result<ResourceOutcome, StoreError>
         }
         // Their commits, reviews and ready time: batched through GraphQL, or one timeline each.
         let mut details: HashMap<u64, Value> = HashMap::new();
+        let off = std::sync::atomic::Ordering::Relaxed;
         if ctx.config.pull_details == PullDetails::Graphql {
             for batch in todo.chunks(GRAPHQL_BATCH) {
+                if ctx.graphql_off.load(off) {
+                    break;
+                }
                 let numbers: Vec<u64> = batch.iter().map(|(n, _)| *n).collect();
                 match pass.graphql_details(repo, &numbers).await {
                     Ok(found) => details.extend(found),
                     // GraphQL refused (a token without access to it, a server without it): the
-                    // timelines give the same records, at one request each.
-                    Err(error) => pass.warn(format!(
-                        "{repo}: pull request details through GraphQL failed ({error}); read their timelines instead"
-                    )),
+                    // timelines give the same records, at one request each, for the rest of
+                    // this sync.
+                    Err(error) => {
+                        if !ctx.graphql_off.swap(true, off) {
+                            pass.warn(format!(
+                                "{repo}: pull request details through GraphQL failed ({error}); this sync reads timelines instead"
+                            ));
+                        }
+                    }
                 }
             }
         }
@@ -1093,9 +1176,14 @@ async fn with_details(
     let releases = detail == Detail::ReleaseCommit;
     let items_key = (detail == Detail::Run).then_some("workflow_runs");
     pass.reread_pending();
+    if releases {
+        pass.whole_listing().await?;
+    }
     let stop = pass.saved.stop_before();
     let known_until = pass.saved.newest;
     let saved_pending = pass.saved.pending.clone();
+    let saved_known = pass.saved.known.clone();
+    let mut known: Vec<String> = Vec::new();
     let mut newest = pass.saved.newest;
     let mut pending: Vec<(String, Timestamp)> = Vec::new();
     let recent = chrono::Utc::now() - chrono::Duration::days(PENDING_DAYS);
@@ -1104,7 +1192,9 @@ async fn with_details(
         let mut reached = false;
         for item in items {
             let created = item_time(&item, "created_at");
-            if stop.is_some_and(|s| created.is_some_and(|c| c < s)) {
+            // Releases are listed in their commits' order, not by when they were published: the
+            // whole listing is read.
+            if !releases && stop.is_some_and(|s| created.is_some_and(|c| c < s)) {
                 reached = true;
                 break;
             }
@@ -1126,17 +1216,22 @@ async fn with_details(
                 && (item.get("draft").and_then(Value::as_bool) == Some(true)
                     || item.get("prerelease").and_then(Value::as_bool) == Some(true))
             {
-                // Not deployed (yet): a draft may be published later.
-                if item.get("draft").and_then(Value::as_bool) == Some(true)
-                    && let Some(c) = created.filter(|c| *c > recent)
-                {
-                    pending.push((key, c));
-                }
+                // Not deployed (yet): a draft may be published, a prerelease promoted, later;
+                // being unknown, they are read again then.
                 continue;
             }
-            let known = known_until.is_some_and(|k| created.is_some_and(|c| c <= k))
-                && !saved_pending.contains(&key);
-            if known {
+            // Known: recorded final by an earlier pass (items at exactly the cursor are read
+            // again). Releases are known by tag: their time is their commit's.
+            let is_known = if releases {
+                saved_known.contains(&key)
+            } else {
+                known_until.is_some_and(|k| created.is_some_and(|c| c < k))
+                    && !saved_pending.contains(&key)
+            };
+            if releases && is_known {
+                known.push(key.clone());
+            }
+            if is_known {
                 continue;
             }
             let bundle = match pass.detail(detail, repo, item, &key).await {
@@ -1152,8 +1247,15 @@ async fn with_details(
                 })
                 .await?
             {
-                if !normalize::is_final(d.status) && d.created_at > recent {
-                    pending.push((key, d.created_at));
+                // Pending by the listing's own time, the one paging stops on (a re-run workflow
+                // run starts later than it was created).
+                if !normalize::is_final(d.status)
+                    && let Some(c) = created.filter(|c| *c > recent)
+                {
+                    pending.push((key.clone(), c));
+                }
+                if releases {
+                    known.push(key);
                 }
                 records.push(Record::Deployment(d));
             }
@@ -1164,7 +1266,12 @@ async fn with_details(
             break;
         }
     }
-    pass.finish(Mark::with_pending(newest, pending)).await
+    let mut mark = Mark::with_pending(newest, pending);
+    if releases {
+        mark.known = known;
+        mark.pages = pass.pages.clone();
+    }
+    pass.finish(mark).await
 }
 
 /// Issues carrying an incident label, by last update, newest first, down to the cursor.
@@ -1250,14 +1357,18 @@ fn context<'a>(
         .authority()
         .map(|a| a.as_str().to_string())
         .ok_or_else(|| client_error("github.url has no host".into()))?;
-    let octo = Octocrab::builder()
-        .base_uri(url)
-        .map_err(|e| client_error(e.to_string()))?
-        .personal_token(config.token.clone())
-        .set_connect_timeout(Some(Duration::from_secs(30)))
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .build()
-        .map_err(|e| client_error(e.to_string()))?;
+    let client = |base: &str| {
+        Octocrab::builder()
+            .base_uri(base)
+            .map_err(|e| client_error(e.to_string()))?
+            .personal_token(config.token.clone())
+            .set_connect_timeout(Some(Duration::from_secs(30)))
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .build()
+            .map_err(|e| client_error(e.to_string()))
+    };
+    let octo = client(url)?;
+    let graphql = client(url.strip_suffix("/v3").unwrap_or(url))?;
     Ok(Ctx {
         api: Api {
             octo,
@@ -1268,11 +1379,9 @@ fn context<'a>(
             },
             max_wait: Duration::from_secs(config.max_rate_limit_wait_seconds),
             spent_until: Mutex::new(HashMap::new()),
-            graphql_url: match url.strip_suffix("/api/v3") {
-                Some(host) => format!("{host}/api/graphql"),
-                None => format!("{url}/graphql"),
-            },
+            graphql,
         },
+        graphql_off: std::sync::atomic::AtomicBool::new(false),
         store,
         config,
         progress,
@@ -1422,6 +1531,14 @@ mod tests {
             ..limits
         };
         assert_eq!(wait(fault_of(403, "/p", "", retry_after)), Some(7));
+        let too_long = Limits {
+            retry_after: Some(Duration::from_secs(7200)),
+            ..limits
+        };
+        assert!(matches!(
+            fault_of(429, "/p", "", too_long),
+            Fault::Permanent(_)
+        ));
         assert_eq!(wait(fault_of(429, "/p", "", retry_after)), Some(7));
         let spent = Limits {
             remaining: Some(0),
