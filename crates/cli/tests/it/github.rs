@@ -2078,3 +2078,65 @@ async fn an_enterprise_server_is_read_under_its_api_paths() {
     clean.finish().await;
     ghes.finish().await;
 }
+
+/// GitHub and Jira synced into one store: a pull request whose title names a Jira issue gets
+/// the tracker stages of that issue's status history before its coding stage (rule S).
+#[tokio::test]
+async fn github_and_jira_together_give_the_tracker_stages() {
+    on_both(|store| async move {
+        let (github, address) = start_fake(Switches::default(), false).await;
+        // #4's first commit (c14) was authored 03-02 18:00; PAY-1 was created that day at
+        // 08:00, in progress at 09:00, in review at 12:00 and done at 18:00.
+        if let Some(Listing::Items(pulls)) =
+            github.data.lock().unwrap().get_mut("/repos/acme/api/pulls")
+        {
+            for pull in pulls.iter_mut().filter(|p| p["number"] == 4) {
+                pull["title"] = json!("PAY-1: export");
+            }
+        }
+        assert!(sync(&store, &github_config(address)).await.ok());
+        let (_jira, jira_address) = crate::jira::start_fake(Default::default()).await;
+        let jira = flowmeter_ingest::jira::sync(
+            &store,
+            &crate::jira::jira_config(jira_address),
+            &LogProgress,
+        )
+        .await
+        .unwrap();
+        assert!(jira.ok(), "{jira:?}");
+        let dataset = store.load().await.unwrap();
+        let report = tokio::task::spawn_blocking(move || {
+            let snapshot =
+                flowmeter_engine::Snapshot::build(&dataset, &flowmeter_core::Config::default())
+                    .unwrap();
+            snapshot
+                .stages(
+                    flowmeter_core::Window::parse("2024-03-01", "2024-03-08").unwrap(),
+                    &flowmeter_core::Scope::default(),
+                    chrono::Utc::now(),
+                )
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stat = |name: &str| {
+            report
+                .stages
+                .iter()
+                .find(|s| s.stage == name)
+                .unwrap()
+                .clone()
+        };
+        // Only #4 is linked: backlog 08:00-09:00, in progress 09:00-12:00, review 12:00-18:00.
+        assert_eq!(stat("backlog").count, 1);
+        close(stat("backlog").median_hours, 1.0);
+        close(stat("tracker_in_progress").median_hours, 3.0);
+        close(stat("tracker_review").median_hours, 6.0);
+        // The window's merged pull requests are #1, #2 and #4; two are not linked to an issue.
+        assert_eq!(
+            (report.pull_requests.merged, report.pull_requests.unlinked),
+            (3, 2)
+        );
+    })
+    .await;
+}

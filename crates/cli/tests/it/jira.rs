@@ -123,7 +123,7 @@ fn issues() -> Vec<Value> {
 }
 
 #[derive(Default)]
-struct Switches {
+pub(crate) struct Switches {
     /// Request numbers (1-based) answered 429.
     rate_limited: HashSet<usize>,
     /// Every n-th request answers 503.
@@ -133,13 +133,13 @@ struct Switches {
 }
 
 #[derive(Default)]
-struct Fake {
+pub(crate) struct Fake {
     issues: Vec<Value>,
     switches: Mutex<Switches>,
     log: Mutex<Vec<String>>,
 }
 
-type Shared = Arc<Fake>;
+pub(crate) type Shared = Arc<Fake>;
 
 fn authorized(headers: &HeaderMap) -> bool {
     let expected = format!("Basic {}", base64(format!("{EMAIL}:{TOKEN}").as_bytes()));
@@ -351,7 +351,7 @@ async fn statuses(State(fake): State<Shared>, headers: HeaderMap) -> Response {
     axum::Json(all).into_response()
 }
 
-async fn start_fake(switches: Switches) -> (Shared, SocketAddr) {
+pub(crate) async fn start_fake(switches: Switches) -> (Shared, SocketAddr) {
     let fake = Arc::new(Fake {
         issues: issues(),
         switches: Mutex::new(switches),
@@ -370,7 +370,7 @@ async fn start_fake(switches: Switches) -> (Shared, SocketAddr) {
     (fake, address)
 }
 
-fn jira_config(address: SocketAddr) -> JiraConfig {
+pub(crate) fn jira_config(address: SocketAddr) -> JiraConfig {
     JiraConfig {
         url: format!("http://{address}"),
         email: EMAIL.into(),
