@@ -2140,3 +2140,58 @@ async fn github_and_jira_together_give_the_tracker_stages() {
     })
     .await;
 }
+
+/// A workflow run re-run while the sync ran: it started later than it was created, and it is
+/// read again by its creation time, the time the runs listing is ordered and paged by.
+#[tokio::test]
+async fn a_re_run_workflow_run_is_read_again_until_it_finishes() {
+    let (fake, address) = start_fake(Switches::default(), false).await;
+    let templates = Templates::load();
+    let now = chrono::Utc::now();
+    let stamp = |hours: i64| {
+        (now - chrono::Duration::hours(hours))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    let rerun = |status: &str, conclusion: Option<&str>| {
+        let mut run = templates.run.clone();
+        run["id"] = json!(205);
+        run["head_sha"] = json!(sha("acme/web", 5));
+        run["status"] = json!(status);
+        run["conclusion"] = json!(conclusion);
+        run["created_at"] = json!(stamp(3));
+        run["run_started_at"] = json!(stamp(1));
+        run["updated_at"] = json!(stamp(0));
+        run
+    };
+    let put = |run: Value| {
+        let mut data = fake.data.lock().unwrap();
+        if let Some(Listing::Wrapped(_, runs)) =
+            data.get_mut("/repos/acme/web/actions/workflows/deploy.yml/runs")
+        {
+            runs.retain(|r| r["id"] != 205);
+            runs.insert(0, run);
+        }
+    };
+    put(rerun("in_progress", None));
+    let db = TestDb::sqlite().await;
+    let config = github_config(address);
+    assert!(sync(&db.store, &config).await.ok());
+    let status = |data: &Dataset| {
+        data.deployments
+            .iter()
+            .find(|d| d.id == "run-205")
+            .map(|d| d.status)
+    };
+    assert_eq!(
+        status(&db.store.load().await.unwrap()),
+        Some(DeploymentStatus::InProgress)
+    );
+    put(rerun("completed", Some("success")));
+    assert!(sync(&db.store, &config).await.ok());
+    assert_eq!(
+        status(&db.store.load().await.unwrap()),
+        Some(DeploymentStatus::Success)
+    );
+    db.finish().await;
+}
