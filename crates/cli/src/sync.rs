@@ -126,23 +126,35 @@ pub(crate) fn github_config(config: &Config) -> flowmeter_core::config::GithubCo
     github
 }
 
-pub async fn sync(store: &Store, config: &Config, source: Source) -> anyhow::Result<ExitCode> {
-    match source {
-        Source::Jira => {
-            let progress = ConsoleProgress::new();
-            let outcome =
-                flowmeter_ingest::jira::sync(store, &jira_config(config), &progress).await?;
-            progress.finish();
-            Ok(summarize("jira", &outcome))
-        }
-        Source::Github => {
-            let progress = ConsoleProgress::new();
-            let outcome =
-                flowmeter_ingest::github::sync(store, &github_config(config), &progress).await?;
-            progress.finish();
-            Ok(summarize("github", &outcome))
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Source::Jira => "jira",
+            Source::Github => "github",
         }
     }
+}
+
+/// One connector's sync, with this configuration's credentials.
+async fn run(
+    store: &Store,
+    config: &Config,
+    source: Source,
+    progress: &dyn Progress,
+) -> anyhow::Result<SyncOutcome> {
+    Ok(match source {
+        Source::Jira => flowmeter_ingest::jira::sync(store, &jira_config(config), progress).await?,
+        Source::Github => {
+            flowmeter_ingest::github::sync(store, &github_config(config), progress).await?
+        }
+    })
+}
+
+pub async fn sync(store: &Store, config: &Config, source: Source) -> anyhow::Result<ExitCode> {
+    let progress = ConsoleProgress::new();
+    let outcome = run(store, config, source, &progress).await?;
+    progress.finish();
+    Ok(summarize(source.name(), &outcome))
 }
 
 pub async fn replay(store: &Store, config: &Config, source: Source) -> anyhow::Result<ExitCode> {
@@ -186,21 +198,8 @@ pub fn spawn_schedule(store: Store, config: Config) -> Option<tokio::task::JoinH
         loop {
             every.tick().await;
             for source in &sources {
-                let progress = flowmeter_ingest::LogProgress;
-                let (name, outcome) = match source {
-                    Source::Github => (
-                        "github",
-                        flowmeter_ingest::github::sync(&store, &github_config(&config), &progress)
-                            .await
-                            .map_err(anyhow::Error::from),
-                    ),
-                    Source::Jira => (
-                        "jira",
-                        flowmeter_ingest::jira::sync(&store, &jira_config(&config), &progress)
-                            .await
-                            .map_err(anyhow::Error::from),
-                    ),
-                };
+                let name = source.name();
+                let outcome = run(&store, &config, *source, &flowmeter_ingest::LogProgress).await;
                 match outcome {
                     Ok(outcome) => {
                         let records: u64 = outcome.resources.iter().map(|r| r.changed).sum();

@@ -487,8 +487,7 @@ struct Pass<'c, 'a> {
     outcome: ResourceOutcome,
     next: Option<String>,
     conditional: bool,
-    first_etag: Option<String>,
-    /// Every page read, with its ETag.
+    /// Every page read, with its ETag (the first one's is saved with the cursor).
     pages: Vec<(String, String)>,
     /// False once a page could not be read: the cursor then stays where it was.
     complete: bool,
@@ -531,7 +530,6 @@ impl<'c, 'a> Pass<'c, 'a> {
                 ..ResourceOutcome::default()
             },
             next: Some(first),
-            first_etag: None,
             pages: Vec::new(),
             complete: true,
         })
@@ -600,7 +598,7 @@ impl<'c, 'a> Pass<'c, 'a> {
             let Some(url) = self.next.take() else {
                 return Ok(Step::Done);
             };
-            let first = self.outcome.pages == 0 && self.first_etag.is_none();
+            let first = self.pages.is_empty();
             let etag = (first && self.conditional)
                 .then_some(self.saved_etag.as_deref())
                 .flatten()
@@ -629,9 +627,6 @@ impl<'c, 'a> Pass<'c, 'a> {
                 // 304: nothing changed since the last complete pass.
                 return Ok(Step::Done);
             };
-            if first {
-                self.first_etag = answer.etag.clone().or(Some(String::new()));
-            }
             self.pages
                 .push((url.clone(), answer.etag.clone().unwrap_or_default()));
             self.next = answer.next;
@@ -754,8 +749,8 @@ impl<'c, 'a> Pass<'c, 'a> {
     /// cursor without failing.
     async fn finish(self, mark: Mark) -> Result<ResourceOutcome, StoreError> {
         let reached = self.outcome.error.is_none() && self.complete;
-        if reached && let Some(etag) = self.first_etag {
-            let etag = (!etag.is_empty()).then_some(etag);
+        if reached && let Some((_, etag)) = self.pages.first() {
+            let etag = (!etag.is_empty()).then(|| etag.clone());
             self.ctx
                 .store
                 .set_cursor(
@@ -787,8 +782,9 @@ fn parse_raw_id(id: &str) -> Option<(&str, &str, &str)> {
     Some((repo, kind, key))
 }
 
-fn latest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
-    a.max(b)
+/// Whether an item's time is before the cursor a listing stops at (unknown times are not).
+fn before(time: Option<Timestamp>, stop: Option<Timestamp>) -> bool {
+    stop.is_some_and(|s| time.is_some_and(|t| t < s))
 }
 
 fn item_time(item: &Value, field: &str) -> Option<Timestamp> {
@@ -864,7 +860,7 @@ async fn commits(ctx: &Ctx<'_>, repo: &str) -> Result<ResourceOutcome, StoreErro
                 .await?
             {
                 all_older &= stop.is_some_and(|s| c.committed_at < s);
-                newest = latest(newest, Some(c.committed_at));
+                newest = newest.max(Some(c.committed_at));
                 records.push(Record::Commit(c));
             }
         }
@@ -894,11 +890,11 @@ async fn pulls(ctx: &Ctx<'_>, repo: &str) -> Result<ResourceOutcome, StoreError>
         let mut reached = false;
         for pull in items {
             let updated = item_time(&pull, "updated_at");
-            if stop.is_some_and(|s| updated.is_some_and(|u| u < s)) {
+            if before(updated, stop) {
                 reached = true;
                 break;
             }
-            newest = latest(newest, updated);
+            newest = newest.max(updated);
             match pull.get("number").and_then(Value::as_u64) {
                 Some(number) => todo.push((number, pull)),
                 None => pass.warn(format!("{repo}: a pull request without a number")),
@@ -1194,7 +1190,7 @@ async fn with_details(
             let created = item_time(&item, "created_at");
             // Releases are listed in their commits' order, not by when they were published: the
             // whole listing is read.
-            if !releases && stop.is_some_and(|s| created.is_some_and(|c| c < s)) {
+            if !releases && before(created, stop) {
                 reached = true;
                 break;
             }
@@ -1211,7 +1207,7 @@ async fn with_details(
                 pass.warn(format!("{repo}: a {kind} without an id"));
                 continue;
             };
-            newest = latest(newest, created);
+            newest = newest.max(created);
             if releases
                 && (item.get("draft").and_then(Value::as_bool) == Some(true)
                     || item.get("prerelease").and_then(Value::as_bool) == Some(true))
@@ -1297,11 +1293,11 @@ async fn incidents(ctx: &Ctx<'_>, repo: &str, label: &str) -> Result<ResourceOut
         let mut reached = false;
         for raw in items {
             let updated = item_time(&raw, "updated_at");
-            if stop.is_some_and(|s| updated.is_some_and(|u| u < s)) {
+            if before(updated, stop) {
                 reached = true;
                 break;
             }
-            newest = latest(newest, updated);
+            newest = newest.max(updated);
             // The issues API lists pull requests too.
             if raw.get("pull_request").is_some() {
                 continue;
