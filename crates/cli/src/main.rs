@@ -94,15 +94,15 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(verbose: u8) {
+    // sqlx reports every statement over a second as a warning; a full read of a large store
+    // takes longer by design, so those reports show from `-vv` on.
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
+        0 => "warn,sqlx::query=error",
+        1 => "info,sqlx::query=error",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLOWMETER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
-        // gouqi's spans record its client with the credentials in them: never log them.
-        .add_directive("gouqi=off".parse().expect("a valid directive"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -196,6 +196,8 @@ pub struct JiraConfig {
     /// First retry delay in milliseconds (doubling, with jitter).
     pub retry_base_ms: u64,
     pub max_attempts: u32,
+    /// The longest `Retry-After` a sync waits out; a longer one fails the resource.
+    pub max_rate_limit_wait_seconds: u64,
 }
 
 impl Default for JiraConfig {
@@ -217,6 +219,7 @@ impl Default for JiraConfig {
             overlap_minutes: 1440,
             retry_base_ms: 1000,
             max_attempts: 6,
+            max_rate_limit_wait_seconds: 600,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! after the records it covers are committed.
 
 pub mod github;
+pub mod http;
 pub mod jira;
 pub mod retry;
 

@@ -701,6 +701,27 @@ struct Switches {
     truncated: HashSet<u64>,
     /// GraphQL answers every query with an error and no data.
     graphql_refused: bool,
+    /// Requests fail with a 5xx at this rate (per mille), drawn from the seed and the request
+    /// number.
+    random_faults: Option<(u64, u64)>,
+    /// The body of those failing answers.
+    error_body: ErrorBody,
+}
+
+/// What a failing answer carries: GitHub's JSON error body, nothing, or a proxy's HTML page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum ErrorBody {
+    #[default]
+    Json,
+    Empty,
+    Html,
+}
+
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 #[derive(Debug, Clone)]
@@ -893,6 +914,20 @@ async fn respond(
             .is_some_and(|n| number.is_multiple_of(n))
         {
             return error(StatusCode::BAD_GATEWAY, "Server Error", &[]);
+        }
+        if let Some((seed, per_mille)) = switches.random_faults
+            && mix(seed ^ ((number as u64) << 20)) % 1000 < per_mille
+        {
+            let status = [
+                StatusCode::BAD_GATEWAY,
+                StatusCode::SERVICE_UNAVAILABLE,
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ][number % 3];
+            return match switches.error_body {
+                ErrorBody::Json => error(status, "Server Error", &[]),
+                ErrorBody::Empty => status.into_response(),
+                ErrorBody::Html => (status, "<html><body>unicorn</body></html>").into_response(),
+            };
         }
     }
     if let Some((repo, numbers)) = graphql {
@@ -1449,7 +1484,7 @@ async fn rate_limits_and_server_errors_end_in_the_same_store() {
 }
 
 #[tokio::test]
-async fn garbled_pages_are_warnings_and_the_sync_goes_on() {
+async fn a_garbled_page_is_retried_then_fails_its_resource_and_the_sync_goes_on() {
     on_both(|store| async move {
         let (fake, address) = start_fake(
             Switches {
@@ -1459,17 +1494,37 @@ async fn garbled_pages_are_warnings_and_the_sync_goes_on() {
             false,
         )
         .await;
-        let config = github_config(address);
+        let config = GithubConfig {
+            max_attempts: 2,
+            ..github_config(address)
+        };
         let outcome = sync(&store, &config).await;
         assert!(
-            outcome.ok(),
-            "a garbled page is a warning, not a failure: {outcome:?}"
+            !outcome.ok(),
+            "a page that was not read makes the sync fail: {outcome:?}"
         );
+        let failed: Vec<&str> = outcome
+            .resources
+            .iter()
+            .filter(|r| r.error.is_some())
+            .map(|r| r.resource.as_str())
+            .collect();
+        assert_eq!(failed, ["acme/api issues labelled incident"]);
         let garbled: Vec<String> = warnings(&outcome)
             .into_iter()
-            .filter(|w| w.contains("not a readable list"))
+            .filter(|w| w.contains("is not the page it should be"))
             .collect();
         assert_eq!(garbled.len(), 1, "{garbled:?}");
+        assert!(
+            garbled[0].contains("gave up after 2 attempts"),
+            "{garbled:?}"
+        );
+        let asked = fake
+            .log()
+            .iter()
+            .filter(|l| l.url.starts_with("/repos/acme/api/issues?"))
+            .count();
+        assert_eq!(asked, 2, "the garbled page was asked for again");
         let data = store.load().await.unwrap();
         assert!(data.incidents.is_empty());
         assert_eq!(data.pull_requests.len(), 5, "the other resources went on");
@@ -1495,6 +1550,55 @@ async fn garbled_pages_are_warnings_and_the_sync_goes_on() {
         );
     })
     .await;
+}
+
+#[tokio::test]
+async fn error_answers_never_pass_for_pages_and_a_failed_sync_is_repaired_by_the_next() {
+    let clean = TestDb::sqlite().await;
+    let (_, address) = start_fake(Switches::default(), false).await;
+    assert!(sync(&clean.store, &github_config(address)).await.ok());
+    let expected = clean.store.load().await.unwrap();
+    let mut failed_runs = 0;
+    let mut faulted_graphql = false;
+    for error_body in [ErrorBody::Json, ErrorBody::Empty, ErrorBody::Html] {
+        for per_mille in [100, 300] {
+            for seed in 1..=3u64 {
+                let run = format!("{error_body:?} at {per_mille}\u{2030}, seed {seed}");
+                let (fake, address) = start_fake(
+                    Switches {
+                        random_faults: Some((seed, per_mille)),
+                        error_body,
+                        ..Switches::default()
+                    },
+                    false,
+                )
+                .await;
+                let config = GithubConfig {
+                    max_attempts: 2,
+                    ..github_config(address)
+                };
+                let db = TestDb::sqlite().await;
+                let outcome = sync(&db.store, &config).await;
+                faulted_graphql |= fake
+                    .log()
+                    .iter()
+                    .any(|l| l.url.starts_with("/graphql") && l.status >= 500);
+                if outcome.ok() {
+                    assert_eq!(db.store.load().await.unwrap(), expected, "{run}");
+                } else {
+                    failed_runs += 1;
+                    fake.switches.lock().unwrap().random_faults = None;
+                    let repaired = sync(&db.store, &config).await;
+                    assert!(repaired.ok(), "{run}: {repaired:?}");
+                    assert_eq!(db.store.load().await.unwrap(), expected, "{run}: repaired");
+                }
+                db.finish().await;
+            }
+        }
+    }
+    assert!(failed_runs > 0, "some runs ran out of attempts");
+    assert!(faulted_graphql, "GraphQL answers were faulted too");
+    clean.finish().await;
 }
 
 fn write_config(dir: &std::path::Path, address: SocketAddr) -> std::path::PathBuf {

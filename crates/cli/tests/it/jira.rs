@@ -1,7 +1,8 @@
-//! `flowmeter sync jira`: the real gouqi client against a local fake Jira that answers in the
-//! shape of Atlassian's published examples (fixtures/jira), with both pagination styles
-//! (`nextPageToken` for search, `startAt` for changelogs), rate limits, 5xx answers and a switch
-//! that stalls a page so the process can be killed mid-sync.
+//! `flowmeter sync jira`: the connectors' reqwest client against a local fake Jira that answers
+//! in the shape of Atlassian's published examples (fixtures/jira), with both pagination styles
+//! (`nextPageToken` for search, `startAt` for changelogs), rate limits, 5xx answers with a JSON
+//! error body, an empty body or an HTML page, and a switch that stalls a page so the process can
+//! be killed mid-sync.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -122,14 +123,36 @@ fn issues() -> Vec<Value> {
     all
 }
 
+/// What a failing answer carries: Jira's JSON error body, nothing, or a proxy's HTML page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum ErrorBody {
+    Json,
+    Empty,
+    #[default]
+    Html,
+}
+
 #[derive(Default)]
 pub(crate) struct Switches {
     /// Request numbers (1-based) answered 429.
     rate_limited: HashSet<usize>,
     /// Every n-th request answers 503.
     fail_every: Option<usize>,
+    /// Requests fail at this rate (per mille), drawn from the seed and the request number.
+    random_faults: Option<(u64, u64)>,
+    /// The body of a failing answer.
+    error_body: ErrorBody,
     /// The search page starting at this offset never answers (the test kills the client).
     stall_at: Option<usize>,
+    /// Requests whose log line starts with this answer 200 with an error object.
+    not_a_page: Option<String>,
+}
+
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 #[derive(Default)]
@@ -137,6 +160,8 @@ pub(crate) struct Fake {
     issues: Vec<Value>,
     switches: Mutex<Switches>,
     log: Mutex<Vec<String>>,
+    /// The log lines of the requests a fault switch failed.
+    faulted: Mutex<Vec<String>>,
 }
 
 pub(crate) type Shared = Arc<Fake>;
@@ -150,7 +175,7 @@ fn authorized(headers: &HeaderMap) -> bool {
 fn faults(fake: &Fake, line: String, headers: &HeaderMap) -> Option<Response> {
     let number = {
         let mut log = fake.log.lock().unwrap();
-        log.push(line);
+        log.push(line.clone());
         log.len()
     };
     if !authorized(headers) {
@@ -168,14 +193,36 @@ fn faults(fake: &Fake, line: String, headers: &HeaderMap) -> Option<Response> {
                 .into_response(),
         );
     }
-    if switches.fail_every.is_some_and(|n| number % n == 0) {
-        return Some(
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "<html>upstream unavailable</html>",
+    let random = switches
+        .random_faults
+        .is_some_and(|(seed, per_mille)| mix(seed ^ ((number as u64) << 20)) % 1000 < per_mille);
+    if switches
+        .not_a_page
+        .as_ref()
+        .is_some_and(|prefix| line.starts_with(prefix.as_str()))
+    {
+        let body = json!({"errorMessages": ["Internal server error"], "errors": {}});
+        return Some(axum::Json(body).into_response());
+    }
+    if random || switches.fail_every.is_some_and(|n| number % n == 0) {
+        fake.faulted.lock().unwrap().push(line);
+        // Jira's own 5xx carry its JSON error shape; proxies send HTML or nothing.
+        let status = [
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::BAD_GATEWAY,
+        ][number % 3];
+        return Some(match switches.error_body {
+            ErrorBody::Json => (
+                status,
+                [("content-type", "application/json")],
+                json!({"errorMessages": ["Service temporarily unavailable"], "errors": {}})
+                    .to_string(),
             )
                 .into_response(),
-        );
+            ErrorBody::Empty => status.into_response(),
+            ErrorBody::Html => (status, "<html>upstream unavailable</html>").into_response(),
+        });
     }
     None
 }
@@ -291,7 +338,20 @@ async fn legacy_search(
         .and_then(|m| m.parse().ok())
         .unwrap_or(50);
     let start: usize = q.get("startAt").and_then(|s| s.parse().ok()).unwrap_or(0);
-    let page: Vec<&Value> = matching.iter().skip(start).take(size).collect();
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(start)
+        .take(size)
+        .map(|i| {
+            // Data Center too may return part of a long changelog: PAY-5's has one entry of 3.
+            let mut i = i.clone();
+            if i["key"] == "PAY-5" {
+                let all = i["changelog"]["histories"].as_array().unwrap().clone();
+                i["changelog"] = json!({"startAt": 0, "maxResults": 1, "total": all.len(), "histories": [all[0]]});
+            }
+            i
+        })
+        .collect();
     axum::Json(
         json!({"expand": "schema,names", "startAt": start, "maxResults": size,
         "total": matching.len(), "issues": page}),
@@ -328,6 +388,21 @@ async fn changelog(
     axum::Json(body).into_response()
 }
 
+/// Data Center's issue with its whole changelog (`/rest/api/2/issue/{key}?expand=changelog`).
+async fn legacy_issue(
+    State(fake): State<Shared>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Response {
+    if let Some(answer) = faults(&fake, format!("legacy issue {key}"), &headers) {
+        return answer;
+    }
+    match fake.issues.iter().find(|i| i["key"] == key) {
+        Some(issue) => axum::Json(issue.clone()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 /// Atlassian's example statuses (fixtures/jira/status-list.json, whose category keys are
 /// placeholders, so only their names say what they are), and this site's own.
 async fn statuses(State(fake): State<Shared>, headers: HeaderMap) -> Response {
@@ -356,12 +431,14 @@ pub(crate) async fn start_fake(switches: Switches) -> (Shared, SocketAddr) {
         issues: issues(),
         switches: Mutex::new(switches),
         log: Mutex::default(),
+        faulted: Mutex::default(),
     });
     let app = Router::new()
         .route("/rest/api/3/search/jql", get(search))
         .route("/rest/api/3/issue/{key}/changelog", get(changelog))
         .route("/rest/api/3/status", get(statuses))
         .route("/rest/api/2/search", get(legacy_search))
+        .route("/rest/api/2/issue/{key}", get(legacy_issue))
         .route("/rest/api/2/status", get(statuses))
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -484,26 +561,26 @@ async fn rate_limits_and_server_errors_are_retried_to_the_same_store() {
 
     let faulty = TestDb::sqlite().await;
     fake.log.lock().unwrap().clear();
-    // Request 2 meets a 429 (gouqi hides its headers), and so does the request that reads its
-    // Retry-After (3): the sync waits the second it says. Request 9's 429 is followed by an
-    // answer that got through (10), which is used as it is.
+    // Requests 2 and 3 (the same page asked again) meet a 429 with `Retry-After: 1`: the sync
+    // waits the second it says, each time. Request 9's 429 is followed by an answer that got
+    // through (10), which is used as it is. Every 4th request answers 503 with an HTML page.
     *fake.switches.lock().unwrap() = Switches {
         rate_limited: [2, 3, 9].into(),
         fail_every: Some(4),
-        stall_at: None,
+        ..Switches::default()
     };
     let started = std::time::Instant::now();
     let outcome = sync(&faulty.store, &jira_config(address)).await;
     assert!(outcome.ok(), "{outcome:?}");
     assert!(
-        started.elapsed() >= std::time::Duration::from_secs(1),
+        started.elapsed() >= std::time::Duration::from_secs(2),
         "Retry-After was honoured"
     );
     assert_eq!(faulty.store.load().await.unwrap(), expected);
     let log = fake.log.lock().unwrap().clone();
     assert_eq!(
         log[1], log[2],
-        "the 429 is asked again to read its Retry-After: {log:?}"
+        "the rate-limited page is asked again: {log:?}"
     );
     assert_eq!(log[8], log[9], "{log:?}");
     assert_ne!(
@@ -528,6 +605,100 @@ async fn rate_limits_and_server_errors_are_retried_to_the_same_store() {
     assert!(error.contains("gave up after 3 attempts"), "{error}");
     clean.finish().await;
     faulty.finish().await;
+}
+
+#[tokio::test]
+async fn error_answers_never_pass_for_pages_and_a_failed_sync_is_repaired_by_the_next() {
+    let clean = TestDb::sqlite().await;
+    let (fake, address) = start_fake(Switches::default()).await;
+    assert!(sync(&clean.store, &jira_config(address)).await.ok());
+    let expected = clean.store.load().await.unwrap();
+    let mut failed_runs = 0;
+    let mut faulted = HashSet::new();
+    for error_body in [ErrorBody::Json, ErrorBody::Empty, ErrorBody::Html] {
+        for per_mille in [150, 400] {
+            for seed in 1..=3u64 {
+                let run = format!("{error_body:?} at {per_mille}\u{2030}, seed {seed}");
+                let db = TestDb::sqlite().await;
+                fake.log.lock().unwrap().clear();
+                *fake.switches.lock().unwrap() = Switches {
+                    random_faults: Some((seed, per_mille)),
+                    error_body,
+                    ..Switches::default()
+                };
+                let config = JiraConfig {
+                    max_attempts: 2,
+                    ..jira_config(address)
+                };
+                let outcome = sync(&db.store, &config).await;
+                faulted.extend(
+                    fake.faulted
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .filter_map(|l| l.split(' ').next())
+                        .map(String::from),
+                );
+                if outcome.ok() {
+                    assert_eq!(db.store.load().await.unwrap(), expected, "{run}");
+                } else {
+                    failed_runs += 1;
+                    let error = outcome
+                        .resources
+                        .iter()
+                        .find_map(|r| r.error.clone())
+                        .unwrap();
+                    assert!(error.contains("gave up after 2 attempts"), "{run}: {error}");
+                    // What was written is whole: no issue with part of its status history.
+                    for issue in db.store.load().await.unwrap().issues {
+                        let want = expected.issues.iter().find(|i| i.key == issue.key).unwrap();
+                        assert_eq!(&issue, want, "{run}: a partial issue was written");
+                    }
+                    *fake.switches.lock().unwrap() = Switches::default();
+                    let repaired = sync(&db.store, &config).await;
+                    assert!(repaired.ok(), "{run}: {repaired:?}");
+                    assert_eq!(db.store.load().await.unwrap(), expected, "{run}: repaired");
+                }
+                db.finish().await;
+            }
+        }
+    }
+    assert!(failed_runs > 0, "some runs ran out of attempts");
+    for route in ["search", "changelog", "status"] {
+        assert!(
+            faulted.contains(route),
+            "{route} was never faulted: {faulted:?}"
+        );
+    }
+    clean.finish().await;
+}
+
+/// A search page or changelog page that answers 200 but is not the page (an error object that
+/// got through a proxy) is a fault too.
+#[tokio::test]
+async fn a_success_that_is_not_a_page_is_a_fault() {
+    let db = TestDb::sqlite().await;
+    let (fake, address) = start_fake(Switches::default()).await;
+    fake.switches.lock().unwrap().not_a_page = Some("changelog PAY-4".into());
+    let config = JiraConfig {
+        max_attempts: 2,
+        ..jira_config(address)
+    };
+    let outcome = sync(&db.store, &config).await;
+    assert!(!outcome.ok());
+    let error = outcome.resources[0].error.clone().unwrap();
+    assert!(error.contains("not the page it should be"), "{error}");
+    let stored = db.store.load().await.unwrap();
+    assert!(
+        stored.issues.iter().all(|i| i.key != "PAY-4"),
+        "PAY-4 is not written without its changelog"
+    );
+    fake.switches.lock().unwrap().not_a_page = None;
+    assert!(sync(&db.store, &config).await.ok());
+    let pay4 = db.store.load().await.unwrap();
+    let pay4 = pay4.issues.iter().find(|i| i.key == "PAY-4").unwrap();
+    assert_eq!(pay4.transitions.len(), 3);
+    db.finish().await;
 }
 
 fn write_config(dir: &std::path::Path, address: SocketAddr) -> std::path::PathBuf {
@@ -710,11 +881,19 @@ async fn a_data_center_site_is_read_through_its_own_search() {
         .filter(|l| l.starts_with("legacy search"))
         .collect();
     assert_eq!(searches.len(), 3, "{log:?}");
+    assert!(outcome.resources[0].error.is_none());
     assert!(searches[1].ends_with("startAt=Some(\"3\")"), "{log:?}");
     assert!(
         !log.iter()
             .any(|l| l.starts_with("changelog") || l.starts_with("search")),
-        "Data Center's search returns whole changelogs: {log:?}"
+        "Data Center's search is read through its own paths: {log:?}"
+    );
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.starts_with("legacy issue"))
+            .collect::<Vec<_>>(),
+        ["legacy issue PAY-5"],
+        "only the changelog the search cut short is read from its issue"
     );
     // The same records as from Jira Cloud.
     assert_eq!(

@@ -489,8 +489,6 @@ struct Pass<'c, 'a> {
     conditional: bool,
     /// Every page read, with its ETag (the first one's is saved with the cursor).
     pages: Vec<(String, String)>,
-    /// False once a page could not be read: the cursor then stays where it was.
-    complete: bool,
 }
 
 enum Step {
@@ -531,7 +529,6 @@ impl<'c, 'a> Pass<'c, 'a> {
             },
             next: Some(first),
             pages: Vec::new(),
-            complete: true,
         })
     }
 
@@ -591,8 +588,78 @@ impl<'c, 'a> Pass<'c, 'a> {
         self.outcome.error = Some(error);
     }
 
+    /// A GET whose answer must pass `check`: an answer that does not (a truncated body, an
+    /// error page or error object that came with a success status) is archived as unreadable
+    /// and asked for again, up to `github.max_attempts` times. `Ok(None)` is a `304`.
+    async fn checked_get(
+        &mut self,
+        url: &str,
+        etag: Option<&str>,
+        accept: &'static str,
+        check: impl Fn(&str) -> bool,
+    ) -> Result<Option<Answer>, Unreadable> {
+        let policy = self.ctx.api.policy;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let label = self.label().to_string();
+            let answer = self
+                .ctx
+                .api
+                .get(
+                    &label,
+                    url,
+                    etag,
+                    accept,
+                    self.ctx.progress,
+                    &mut self.outcome,
+                )
+                .await
+                .map_err(|error| Unreadable { error, next: None })?;
+            let Some(body) = &answer.body else {
+                return Ok(None);
+            };
+            if check(body) {
+                return Ok(Some(answer));
+            }
+            let path = url.split('?').next().unwrap_or(url).to_string();
+            if let Err(e) = self
+                .ctx
+                .store
+                .put_raw(&RawPayload {
+                    id: format!("github:unreadable:{url}"),
+                    source: SOURCE.into(),
+                    resource: "unreadable".into(),
+                    fetched_at: chrono::Utc::now(),
+                    etag: None,
+                    body: body.clone(),
+                })
+                .await
+            {
+                return Err(Unreadable {
+                    error: e.to_string(),
+                    next: None,
+                });
+            }
+            if tries >= policy.max_attempts {
+                return Err(Unreadable {
+                    error: format!(
+                        "GitHub's answer for {path} is not the page it should be (gave up after {tries} attempts; its raw body is kept)"
+                    ),
+                    next: answer.next,
+                });
+            }
+            let delay = policy.delay(tries, tries as u64);
+            self.ctx
+                .progress
+                .waiting(&label, "an unreadable answer", delay.as_secs_f64());
+            tokio::time::sleep(delay).await;
+        }
+    }
+
     /// The next page of the listing. `items_key` names the array in an object answer (workflow
-    /// runs); `None` reads a top-level array.
+    /// runs); `None` reads a top-level array. A page that stays unreadable fails the resource
+    /// (its cursor stays where it was, so the next sync reads it again) and paging goes on.
     async fn page(&mut self, items_key: Option<&str>) -> Result<Step, StoreError> {
         loop {
             let Some(url) = self.next.take() else {
@@ -603,65 +670,32 @@ impl<'c, 'a> Pass<'c, 'a> {
                 .then_some(self.saved_etag.as_deref())
                 .flatten()
                 .map(String::from);
-            let label = self.label().to_string();
-            let answer = match self
-                .ctx
-                .api
-                .get(
-                    &label,
+            let answer = self
+                .checked_get(
                     &url,
                     etag.as_deref(),
                     "application/vnd.github+json",
-                    self.ctx.progress,
-                    &mut self.outcome,
+                    |body| list_of(body, items_key).is_some(),
                 )
-                .await
-            {
-                Ok(answer) => answer,
-                Err(error) => {
-                    self.fail(error);
-                    return Ok(Step::Done);
-                }
-            };
-            let Some(body) = answer.body else {
+                .await;
+            let answer = match answer {
+                Ok(Some(answer)) => answer,
                 // 304: nothing changed since the last complete pass.
-                return Ok(Step::Done);
+                Ok(None) => return Ok(Step::Done),
+                Err(Unreadable { error, next }) => {
+                    self.warn(format!("{}: {error}", self.label()));
+                    self.fail(error);
+                    self.next = next;
+                    continue;
+                }
             };
             self.pages
                 .push((url.clone(), answer.etag.clone().unwrap_or_default()));
             self.next = answer.next;
             self.outcome.pages += 1;
-            let parsed: Option<Vec<Value>> =
-                serde_json::from_str::<Value>(&body)
-                    .ok()
-                    .and_then(|v| match items_key {
-                        Some(key) => v.get(key).and_then(Value::as_array).cloned(),
-                        None => v.as_array().cloned(),
-                    });
-            match parsed {
-                Some(items) => return Ok(Step::Items(items)),
-                None => {
-                    let warning = format!(
-                        "{}: page {} is not a readable list; its raw body is kept and the next sync reads it again",
-                        self.label(),
-                        self.outcome.pages
-                    );
-                    tracing::warn!(%warning);
-                    self.outcome.warnings.push(warning);
-                    self.complete = false;
-                    self.ctx
-                        .store
-                        .put_raw(&RawPayload {
-                            id: format!("github:unreadable:{url}"),
-                            source: SOURCE.into(),
-                            resource: "unreadable".into(),
-                            fetched_at: chrono::Utc::now(),
-                            etag: None,
-                            body,
-                        })
-                        .await?;
-                }
-            }
+            let items =
+                list_of(answer.body.as_deref().unwrap_or_default(), items_key).expect("checked");
+            return Ok(Step::Items(items));
         }
     }
 
@@ -670,27 +704,16 @@ impl<'c, 'a> Pass<'c, 'a> {
         let mut items = Vec::new();
         let mut next = Some(first);
         while let Some(url) = next.take() {
-            let label = self.label().to_string();
             let answer = self
-                .ctx
-                .api
-                .get(
-                    &label,
-                    &url,
-                    None,
-                    "application/vnd.github+json",
-                    self.ctx.progress,
-                    &mut self.outcome,
-                )
-                .await?;
-            let body = answer.body.unwrap_or_default();
-            match serde_json::from_str::<Value>(&body) {
-                Ok(Value::Array(page)) => items.extend(page),
-                _ => {
-                    let path = url.split('?').next().unwrap_or(&url).to_string();
-                    return Err(format!("GitHub's answer for {path} is not a list"));
-                }
-            }
+                .checked_get(&url, None, "application/vnd.github+json", |body| {
+                    list_of(body, None).is_some()
+                })
+                .await
+                .map_err(|u| u.error)?
+                .ok_or_else(|| "GitHub answered 304 to a request without an ETag".to_string())?;
+            items.extend(
+                list_of(answer.body.as_deref().unwrap_or_default(), None).expect("checked"),
+            );
             next = answer.next;
         }
         Ok(items)
@@ -748,7 +771,7 @@ impl<'c, 'a> Pass<'c, 'a> {
     /// Ends the pass: the cursor and the first page's ETag are saved when the pass reached the
     /// cursor without failing.
     async fn finish(self, mark: Mark) -> Result<ResourceOutcome, StoreError> {
-        let reached = self.outcome.error.is_none() && self.complete;
+        let reached = self.outcome.error.is_none();
         if reached && let Some((_, etag)) = self.pages.first() {
             let etag = (!etag.is_empty()).then(|| etag.clone());
             self.ctx
@@ -766,6 +789,38 @@ impl<'c, 'a> Pass<'c, 'a> {
         }
         Ok(self.outcome)
     }
+}
+
+/// A request that failed, or whose answer stayed unreadable; `next` is the unreadable page's
+/// next page, where paging may go on.
+struct Unreadable {
+    error: String,
+    next: Option<String>,
+}
+
+/// The items of a listing's page: a top-level array, or the array under `items_key`.
+fn list_of(body: &str, items_key: Option<&str>) -> Option<Vec<Value>> {
+    let value: Value = serde_json::from_str(body).ok()?;
+    match items_key {
+        Some(key) => match value {
+            Value::Object(mut map) => match map.remove(key) {
+                Some(Value::Array(items)) => Some(items),
+                _ => None,
+            },
+            _ => None,
+        },
+        None => match value {
+            Value::Array(items) => Some(items),
+            _ => None,
+        },
+    }
+}
+
+/// Whether a body is a commit sha (the `sha` media type's answer): 40 hex digits, or 64 in a
+/// SHA-256 repository.
+fn is_sha(body: &str) -> bool {
+    let sha = body.trim();
+    matches!(sha.len(), 40 | 64) && sha.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn raw_id(host: &str, repo: &str, kind: &str, key: &str) -> String {
@@ -1138,19 +1193,18 @@ impl Pass<'_, '_> {
                 Ok(json!({"deployment": item, "statuses": statuses}))
             }
             Detail::ReleaseCommit => {
-                let label = self.label().to_string();
                 let answer = self
-                    .ctx
-                    .api
-                    .get(
-                        &label,
+                    .checked_get(
                         &format!("/repos/{repo}/commits/{}", encode(key)),
                         None,
                         "application/vnd.github.sha",
-                        self.ctx.progress,
-                        &mut self.outcome,
+                        is_sha,
                     )
-                    .await?;
+                    .await
+                    .map_err(|u| u.error)?
+                    .ok_or_else(|| {
+                        "GitHub answered 304 to a request without an ETag".to_string()
+                    })?;
                 let sha = answer.body.unwrap_or_default().trim().to_string();
                 Ok(json!({"release": item, "sha": sha}))
             }

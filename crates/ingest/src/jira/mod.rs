@@ -1,6 +1,6 @@
-//! `flowmeter sync jira`: issues and their full status history through gouqi's generic
-//! `get_versioned`, with this module's own types and paging, because gouqi's typed issue drops
-//! `expand=changelog` and its `changelog()` reads one page.
+//! `flowmeter sync jira`: issues and their full status history through the connectors' HTTP
+//! layer, with this module's own page types: their required fields are required, so an error
+//! body that came with a success status is a fault and never an empty last page.
 //!
 //! Issues come from the enhanced search (`/rest/api/3/search/jql`, paged by `nextPageToken`)
 //! ordered by `updated`; an issue whose changelog has more entries than the search returned is
@@ -20,6 +20,7 @@ use flowmeter_core::config::{JiraAuth, JiraConfig, JiraEdition};
 use flowmeter_core::import::RecordKind;
 use flowmeter_store::{Cursor, RawPayload, Store};
 
+use crate::http::{Auth, Http, Limits, unreadable};
 use crate::retry::{Fault, RetryPolicy};
 use crate::{Progress, ResourceOutcome, SyncOutcome};
 
@@ -39,28 +40,33 @@ pub enum JiraError {
     Store(#[from] flowmeter_store::StoreError),
 }
 
+/// A search page of Jira Cloud's enhanced search. `issues` and `isLast` are required: a body
+/// without them (an error object that got through with a success status) is not a page.
 #[derive(Debug, Deserialize)]
-struct SearchPage {
-    #[serde(default)]
+struct CloudPage {
     issues: Vec<Value>,
     #[serde(rename = "nextPageToken")]
     next_page_token: Option<String>,
     #[serde(rename = "isLast")]
-    is_last: Option<bool>,
-    /// Data Center's search pages by offset.
-    #[serde(rename = "startAt")]
-    start_at: Option<u64>,
-    total: Option<u64>,
+    is_last: bool,
 }
 
+/// A search page of Data Center's search, paged by offset.
+#[derive(Debug, Deserialize)]
+struct OffsetPage {
+    issues: Vec<Value>,
+    #[serde(rename = "startAt")]
+    start_at: u64,
+    total: u64,
+}
+
+/// A page of an issue's changelog (`PageBeanChangelog`).
 #[derive(Debug, Deserialize)]
 struct ChangelogPage {
-    #[serde(default)]
     values: Vec<Value>,
-    #[serde(rename = "startAt", default)]
+    #[serde(rename = "startAt")]
     start_at: u64,
-    #[serde(default)]
-    total: Option<u64>,
+    total: u64,
     #[serde(rename = "isLast")]
     is_last: Option<bool>,
 }
@@ -102,125 +108,25 @@ fn narrowed(config: &JiraConfig, base: &str, since: Option<flowmeter_core::Times
     format!("{narrowed} ORDER BY updated ASC, key ASC")
 }
 
-fn classify(e: gouqi::Error) -> Fault {
-    match &e {
-        gouqi::Error::Fault { code, .. } if code.as_u16() == 429 || code.is_server_error() => {
-            Fault::Transient {
-                message: format!("Jira answered {}", code.as_u16()),
-                retry_after: None,
-            }
-        }
-        gouqi::Error::Http(_) => Fault::Transient {
-            message: format!("connection to Jira failed: {e}"),
-            retry_after: None,
-        },
-        // An error page instead of JSON (a 5xx from a proxy) or a truncated answer.
-        gouqi::Error::Serde(_) => Fault::Transient {
-            message: format!("unreadable answer from Jira: {e}"),
-            retry_after: None,
-        },
-        gouqi::Error::Unauthorized => {
-            Fault::Permanent("Jira rejected the credentials (401)".into())
-        }
-        _ => Fault::Permanent(format!("Jira request failed: {e}")),
-    }
-}
-
-/// The Jira client: gouqi for every request, and a plain reqwest request with the same
-/// credentials when gouqi reports a 429, because gouqi does not expose response headers and a
-/// 429's `Retry-After` says how long to wait.
+/// The Jira client: the connectors' HTTP layer with this site's credentials and API version.
+#[derive(Debug)]
 struct Client {
-    jira: gouqi::r#async::Jira,
-    /// The REST API version: 3 on Jira Cloud, 2 on Data Center.
-    version: &'static str,
+    http: Http,
+    /// `https://site/rest/api/3` on Jira Cloud, `.../rest/api/2` on Data Center.
+    api: String,
     edition: JiraEdition,
-    http: reqwest::Client,
-    base: String,
-    auth: JiraAuth,
-    email: String,
-    token: String,
-}
-
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("base", &self.base)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Client {
-    /// `GET /rest/api/{3|2}{endpoint}`, one attempt.
+    /// `GET /rest/api/{3|2}{endpoint}`, one attempt, decoded into the page type `T`: an error
+    /// status or a body that is not a `T` is a fault, never an empty page.
     async fn get<T: serde::de::DeserializeOwned>(&self, endpoint: &str) -> Result<T, Fault> {
-        match self
-            .jira
-            .get_versioned("api", Some(self.version), endpoint)
-            .await
-        {
-            Ok(value) => Ok(value),
-            Err(gouqi::Error::Fault { code, .. }) if code.as_u16() == 429 => {
-                self.after_rate_limit(endpoint).await
-            }
-            Err(e) => Err(classify(e)),
-        }
-    }
-
-    /// Asks again with reqwest to read the rate limit's `Retry-After`: a 429 becomes a wait of
-    /// exactly that long, and an answer that got through is used as it is.
-    async fn after_rate_limit<T: serde::de::DeserializeOwned>(
-        &self,
-        endpoint: &str,
-    ) -> Result<T, Fault> {
-        let url = format!("{}/rest/api/{}{endpoint}", self.base, self.version);
-        let request = match self.auth {
-            JiraAuth::Basic => self
-                .http
-                .get(&url)
-                .basic_auth(&self.email, Some(&self.token)),
-            JiraAuth::Bearer => self.http.get(&url).bearer_auth(&self.token),
-        };
-        let response = request.send().await.map_err(|e| Fault::Transient {
-            message: format!("connection to Jira failed: {}", e.without_url()),
-            retry_after: None,
-        })?;
-        let status = response.status();
-        if status.as_u16() == 429 {
-            let wait = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            return Err(match wait {
-                Some(seconds) => Fault::RateLimited {
-                    message: "Jira answered 429".into(),
-                    wait: std::time::Duration::from_secs(seconds),
-                },
-                None => Fault::Transient {
-                    message: "Jira answered 429".into(),
-                    retry_after: None,
-                },
-            });
-        }
-        if !status.is_success() {
-            return Err(if status.is_server_error() {
-                Fault::Transient {
-                    message: format!("Jira answered {}", status.as_u16()),
-                    retry_after: None,
-                }
-            } else if status.as_u16() == 401 {
-                Fault::Permanent("Jira rejected the credentials (401)".into())
-            } else {
-                Fault::Permanent(format!("Jira answered {}", status.as_u16()))
-            });
-        }
-        let body = response.text().await.map_err(|e| Fault::Transient {
-            message: format!("reading Jira's answer failed: {}", e.without_url()),
-            retry_after: None,
-        })?;
-        serde_json::from_str(&body).map_err(|e| Fault::Transient {
-            message: format!("unreadable answer from Jira: {e}"),
-            retry_after: None,
-        })
+        let path = endpoint.split('?').next().unwrap_or(endpoint);
+        let answer = self
+            .http
+            .get(&format!("{}{endpoint}", self.api), path)
+            .await?;
+        serde_json::from_str(&answer.body).map_err(|e| unreadable("Jira", path, e))
     }
 }
 
@@ -234,91 +140,139 @@ fn client(config: &JiraConfig) -> Result<Client, JiraError> {
             "token (or FLOWMETER_JIRA_TOKEN / JIRA_API_TOKEN)",
         ));
     }
-    let credentials = match config.auth {
+    let auth = match config.auth {
         JiraAuth::Basic if config.email.is_empty() => {
             return Err(JiraError::Missing("email (for basic auth)"));
         }
-        JiraAuth::Basic => gouqi::Credentials::Basic(config.email.clone(), config.token.clone()),
-        JiraAuth::Bearer => gouqi::Credentials::Bearer(config.token.clone()),
+        JiraAuth::Basic => Auth::Basic {
+            user: config.email.clone(),
+            secret: config.token.clone(),
+        },
+        JiraAuth::Bearer => Auth::Bearer(config.token.clone()),
     };
     let base = config.url.trim_end_matches('/').to_string();
-    let client_error = |message: String| JiraError::Client {
-        url: config.url.clone(),
-        // The error of building a client names the URL at most, never the credentials.
-        message,
+    if !base.starts_with("http://") && !base.starts_with("https://") {
+        return Err(JiraError::Client {
+            url: base,
+            message: "jira.url must be an http:// or https:// URL".into(),
+        });
+    }
+    let limits = Limits {
+        connect: std::time::Duration::from_secs(30),
+        total: std::time::Duration::from_secs(120),
+        max_wait: std::time::Duration::from_secs(config.max_rate_limit_wait_seconds),
     };
-    let jira = gouqi::r#async::Jira::new(base.as_str(), credentials)
-        .map_err(|e| client_error(e.to_string()))?;
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(120))
-        .build()
-        .map_err(|e| client_error(e.without_url().to_string()))?;
+    // The error of building a client names the URL at most, never the credentials.
+    let http = Http::new("Jira", &auth, limits).map_err(|message| JiraError::Client {
+        url: base.clone(),
+        message,
+    })?;
+    let version = match config.edition {
+        JiraEdition::Cloud => "3",
+        JiraEdition::DataCenter => "2",
+    };
     Ok(Client {
-        jira,
-        version: match config.edition {
-            JiraEdition::Cloud => "3",
-            JiraEdition::DataCenter => "2",
-        },
-        edition: config.edition,
         http,
-        base,
-        auth: config.auth,
-        email: config.email.clone(),
-        token: config.token.clone(),
+        api: format!("{base}/rest/api/{version}"),
+        edition: config.edition,
     })
 }
 
-/// Fetches every page of an issue's changelog past what the search returned.
+/// Whether an issue of a search answer holds its whole changelog: the changelog is there, with
+/// its total, and every entry of it.
+fn changelog_is_whole(raw: &Value) -> bool {
+    let have = raw
+        .pointer("/changelog/histories")
+        .and_then(Value::as_array)
+        .map(Vec::len);
+    let total = raw.pointer("/changelog/total").and_then(Value::as_u64);
+    matches!((have, total), (Some(have), Some(total)) if have as u64 >= total)
+}
+
+/// Completes an issue's changelog when the search did not return all of it: on Jira Cloud page
+/// by page from `/issue/{key}/changelog`, on Data Center from the issue itself. A changelog
+/// that cannot be read whole is an error, and the issue is then not written at all.
 async fn complete_changelog(
     jira: &Client,
     policy: &RetryPolicy,
     progress: &dyn Progress,
     raw: &mut Value,
 ) -> Result<(), String> {
-    let have = raw
-        .pointer("/changelog/histories")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len) as u64;
-    let total = raw
-        .pointer("/changelog/total")
-        .and_then(Value::as_u64)
-        .unwrap_or(have);
-    if have >= total {
+    if changelog_is_whole(raw) {
         return Ok(());
     }
-    let key = raw
-        .get("key")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let Some(key) = raw.get("key").and_then(Value::as_str).map(String::from) else {
+        // Not an issue: normalizing it gives the warning.
+        return Ok(());
+    };
+    let histories = match jira.edition {
+        JiraEdition::Cloud => changelog_pages(jira, policy, progress, &key).await?,
+        JiraEdition::DataCenter => {
+            #[derive(Deserialize)]
+            struct WithChangelog {
+                changelog: Changelog,
+            }
+            #[derive(Deserialize)]
+            struct Changelog {
+                histories: Vec<Value>,
+                total: u64,
+            }
+            let endpoint = format!("/issue/{}?fields=status&expand=changelog", encode(&key));
+            let issue: WithChangelog = policy
+                .run(RESOURCE, progress, || async { jira.get(&endpoint).await })
+                .await?;
+            let changelog = issue.changelog;
+            if (changelog.histories.len() as u64) < changelog.total {
+                return Err(format!(
+                    "Jira returned {} of the {} changelog entries of {key}",
+                    changelog.histories.len(),
+                    changelog.total
+                ));
+            }
+            changelog.histories
+        }
+    };
+    raw["changelog"] = serde_json::json!({"startAt": 0, "maxResults": histories.len(), "total": histories.len(), "histories": histories});
+    Ok(())
+}
+
+/// Every page of an issue's changelog on Jira Cloud, checked: each page starts where it was
+/// asked to, and the pages together hold `total` entries.
+async fn changelog_pages(
+    jira: &Client,
+    policy: &RetryPolicy,
+    progress: &dyn Progress,
+    key: &str,
+) -> Result<Vec<Value>, String> {
     let mut histories = Vec::new();
-    let mut start_at = 0u64;
     loop {
+        let start_at = histories.len() as u64;
         let endpoint = format!(
             "/issue/{}/changelog?startAt={start_at}&maxResults=100",
-            encode(&key)
+            encode(key)
         );
         let page: ChangelogPage = policy
             .run(RESOURCE, progress, || async { jira.get(&endpoint).await })
             .await?;
-        let got = page.values.len() as u64;
-        histories.extend(page.values);
-        let next = page.start_at + got;
-        if got > 0 && next <= start_at {
+        if page.start_at != start_at {
             return Err(format!(
-                "Jira sent the changelog of {key} from {} again",
+                "Jira sent the changelog of {key} from entry {} when asked from {start_at}",
                 page.start_at
             ));
         }
-        start_at = next;
-        let done =
-            page.is_last.unwrap_or(false) || got == 0 || page.total.is_some_and(|t| start_at >= t);
-        if done {
-            break;
+        let got = page.values.len() as u64;
+        histories.extend(page.values);
+        let read = histories.len() as u64;
+        if read >= page.total {
+            return Ok(histories);
+        }
+        if got == 0 || page.is_last == Some(true) {
+            return Err(format!(
+                "Jira ended the changelog of {key} after {read} of its {} entries",
+                page.total
+            ));
         }
     }
-    raw["changelog"] = serde_json::json!({"startAt": 0, "maxResults": histories.len(), "total": histories.len(), "histories": histories});
-    Ok(())
 }
 
 /// Normalizes raw issues and writes their records; returns (records, changed, warnings, latest
@@ -376,6 +330,80 @@ impl Search<'_> {
             .map(|t| t.to_utc()))
     }
 
+    /// One search page: its issues and the token (Cloud) or offset (Data Center) of the next
+    /// page, `None` after the last. A page that does not continue where it was asked to, or
+    /// ends the search before its total, is an error: the pass stops there.
+    async fn page(
+        &self,
+        jql: &str,
+        fields: &str,
+        next: Option<&str>,
+        resource: &str,
+    ) -> Result<(Vec<Value>, Option<String>), String> {
+        let config = self.config;
+        match self.jira.edition {
+            JiraEdition::Cloud => {
+                let mut endpoint = format!(
+                    "/search/jql?jql={}&maxResults={}&fields={}&expand=changelog",
+                    encode(jql),
+                    config.page_size,
+                    encode(fields)
+                );
+                if let Some(token) = next {
+                    endpoint.push_str(&format!("&nextPageToken={}", encode(token)));
+                }
+                let page: CloudPage = self
+                    .policy
+                    .run(resource, self.progress, || async {
+                        self.jira.get(&endpoint).await
+                    })
+                    .await?;
+                if page.is_last {
+                    return Ok((page.issues, None));
+                }
+                match page.next_page_token.filter(|t| !t.is_empty()) {
+                    None => Err("Jira said more search pages follow but sent no page token".into()),
+                    Some(token) if Some(token.as_str()) == next => {
+                        Err("Jira sent the same page token twice".into())
+                    }
+                    Some(token) => Ok((page.issues, Some(token))),
+                }
+            }
+            JiraEdition::DataCenter => {
+                let asked: u64 = next.and_then(|n| n.parse().ok()).unwrap_or(0);
+                let endpoint = format!(
+                    "/search?jql={}&startAt={asked}&maxResults={}&fields={}&expand=changelog",
+                    encode(jql),
+                    config.page_size,
+                    encode(fields)
+                );
+                let page: OffsetPage = self
+                    .policy
+                    .run(resource, self.progress, || async {
+                        self.jira.get(&endpoint).await
+                    })
+                    .await?;
+                if page.start_at != asked {
+                    return Err(format!(
+                        "Jira sent search results from {} when asked from {asked}",
+                        page.start_at
+                    ));
+                }
+                let after = asked + page.issues.len() as u64;
+                if after >= page.total {
+                    Ok((page.issues, None))
+                } else if page.issues.is_empty() {
+                    Err(format!(
+                        "Jira ended the search after {after} of its {} issues",
+                        page.total
+                    ))
+                } else {
+                    Ok((page.issues, Some(after.to_string())))
+                }
+            }
+        }
+    }
+
     /// Runs the search `jql`; `incidents` marks every issue it finds as an incident.
     async fn pass(
         &self,
@@ -398,47 +426,18 @@ impl Search<'_> {
         // Cloud's enhanced search pages by token; Data Center's search by offset.
         let mut next: Option<String> = None;
         loop {
-            let endpoint = match self.jira.edition {
-                JiraEdition::Cloud => {
-                    let mut endpoint = format!(
-                        "/search/jql?jql={}&maxResults={}&fields={}&expand=changelog",
-                        encode(jql),
-                        config.page_size,
-                        encode(&fields)
-                    );
-                    if let Some(token) = &next {
-                        endpoint.push_str(&format!("&nextPageToken={}", encode(token)));
+            let (mut raws, following) =
+                match self.page(jql, &fields, next.as_deref(), resource).await {
+                    Ok(page) => page,
+                    Err(error) => {
+                        outcome.error = Some(error);
+                        break;
                     }
-                    endpoint
-                }
-                JiraEdition::DataCenter => format!(
-                    "/search?jql={}&startAt={}&maxResults={}&fields={}&expand=changelog",
-                    encode(jql),
-                    next.as_deref().unwrap_or("0"),
-                    config.page_size,
-                    encode(&fields)
-                ),
-            };
-            let page: Result<SearchPage, String> = self
-                .policy
-                .run(resource, progress, || async {
-                    self.jira.get(&endpoint).await
-                })
-                .await;
-            let page = match page {
-                Ok(page) => page,
-                Err(error) => {
-                    outcome.error = Some(error);
-                    break;
-                }
-            };
-            let mut raws = page.issues;
+                };
             let mut failed = None;
             for raw in &mut raws {
-                // Data Center's search returns the whole changelog; Cloud's at most a page.
-                if self.jira.edition == JiraEdition::Cloud
-                    && let Err(error) =
-                        complete_changelog(self.jira, &self.policy, progress, raw).await
+                // Data Center's search returns whole changelogs, Cloud's at most a page.
+                if let Err(error) = complete_changelog(self.jira, &self.policy, progress, raw).await
                 {
                     failed = Some(error);
                     break;
@@ -448,10 +447,10 @@ impl Search<'_> {
                 }
             }
             if let Some(error) = failed {
+                // Nothing of this page is written, and the cursor stays before it.
                 outcome.error = Some(error);
                 break;
             }
-            let got = raws.len() as u64;
             let fetched_at = chrono::Utc::now();
             let kind = if incidents { "incident" } else { "issue" };
             for raw in &raws {
@@ -495,26 +494,9 @@ impl Search<'_> {
                     .await?;
             }
             progress.page(resource, outcome.pages, outcome.records);
-            let previous = next.take();
-            match self.jira.edition {
-                JiraEdition::Cloud => {
-                    next = page.next_page_token.filter(|t| !t.is_empty());
-                    if next.is_some() && next == previous {
-                        outcome.error = Some("Jira sent the same page token twice".into());
-                        break;
-                    }
-                    if page.is_last.unwrap_or(next.is_none()) || next.is_none() {
-                        break;
-                    }
-                }
-                JiraEdition::DataCenter => {
-                    let asked: u64 = previous.as_deref().unwrap_or("0").parse().unwrap_or(0);
-                    let after = page.start_at.unwrap_or(asked) + got;
-                    if got == 0 || page.total.is_none_or(|total| after >= total) {
-                        break;
-                    }
-                    next = Some(after.to_string());
-                }
+            match following {
+                Some(token) => next = Some(token),
+                None => break,
             }
         }
         Ok(outcome)
