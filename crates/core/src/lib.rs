@@ -21,4 +21,4 @@ pub use window::{Scope, Window};
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
 
 /// The version of the metric definitions this build implements; every report names it.
-pub const DEFINITIONS_VERSION: u32 = 1;
+pub const DEFINITIONS_VERSION: u32 = 2;

@@ -85,6 +85,38 @@ impl<'a> Classifier<'a> {
             .any(|t| self.keys(t).next().is_some())
     }
 
+    /// What makes a change name an incident (D5, "fix of an incident"), if anything: its pull
+    /// request carries an incident label (`github.incident_labels`), or it or its pull request
+    /// links to a tracker issue of an incident type (`jira.incident_types`).
+    pub fn names_incident(&self, subject: &str, pr: Option<&PullRequest>) -> Option<String> {
+        if let Some(pr) = pr
+            && let Some(label) = pr.labels.iter().find(|l| {
+                self.config
+                    .github
+                    .incident_labels
+                    .iter()
+                    .any(|i| i.eq_ignore_ascii_case(l))
+            })
+        {
+            return Some(format!("pull request #{} is labelled '{label}'", pr.number));
+        }
+        let mut texts = vec![subject];
+        if let Some(pr) = pr {
+            texts.extend(self.pull_texts(pr));
+        }
+        texts.into_iter().find_map(|text| {
+            self.keys(text).find_map(|key| {
+                let kind = self.issue_types.get(key)?;
+                self.config
+                    .jira
+                    .incident_types
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(kind))
+                    .then(|| format!("links to {key} ({kind})"))
+            })
+        })
+    }
+
     /// Whether a change is a fix: its pull request's labels or head branch, its commit subject,
     /// or the type of an issue it or its pull request links to.
     pub fn is_fix(&self, subject: &str, pr: Option<&PullRequest>) -> bool {

@@ -18,7 +18,9 @@ use polars::prelude::{Expr, PolarsError, lit};
 
 use flowmeter_core::{Config, DEFINITIONS_VERSION, Dataset, Scope, Window};
 
-pub use prepare::{ChangeRow, DeploymentRow, IncidentRow, Linkage, Prepared, PullRow, prepare};
+pub use prepare::{
+    ChangeRow, DeploymentRow, IncidentRow, Linkage, Prepared, PullRow, ReworkReason, prepare,
+};
 pub use report::DoraReport;
 pub use tiers::{Tier, TierTable};
 

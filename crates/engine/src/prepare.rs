@@ -27,10 +27,68 @@ pub struct DeploymentRow {
     pub baseline: bool,
     /// At least one incident is attributed to it (D3).
     pub failed: bool,
-    /// Unplanned work that fixes a failure (D5).
+    /// Unplanned work caused by a failure in production (D5): at least one reason below.
     pub rework: bool,
+    /// Why it is rework, with the evidence (empty when it is not).
+    pub rework_reasons: Vec<ReworkReason>,
     /// How many changes it delivered (D2).
     pub changes: u32,
+}
+
+/// A clause of D5 that makes a deployment rework, with its evidence.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "clause", rename_all = "snake_case")]
+pub enum ReworkReason {
+    /// Its commit reverts the commit of the previous deployment of its service.
+    Revert { reverted_deployment: String },
+    /// Its commit is the commit of an earlier deployment (not the previous one's).
+    Rollback { to_deployment: String },
+    /// It delivers a fix, and an incident of its service was created at most the incident
+    /// window before it.
+    FixAfterIncident { change: String, incident: String },
+    /// It delivers a change that names an incident (an incident label, a linked incident).
+    FixOfIncident { change: String, evidence: String },
+}
+
+impl ReworkReason {
+    /// The clause's place in D5's list, which orders a deployment's reasons.
+    fn clause(&self) -> u8 {
+        match self {
+            ReworkReason::Revert { .. } => 0,
+            ReworkReason::Rollback { .. } => 1,
+            ReworkReason::FixAfterIncident { .. } => 2,
+            ReworkReason::FixOfIncident { .. } => 3,
+        }
+    }
+
+    /// The reason in words, for receipts.
+    pub fn describe(&self) -> String {
+        match self {
+            ReworkReason::Revert {
+                reverted_deployment,
+            } => {
+                format!(
+                    "revert: reverts the commit of the previous deployment {reverted_deployment}"
+                )
+            }
+            ReworkReason::Rollback { to_deployment } => {
+                format!(
+                    "rollback: goes back to the commit of the earlier deployment {to_deployment}"
+                )
+            }
+            ReworkReason::FixAfterIncident { change, incident } => format!(
+                "fix after an incident: delivers the fix {} after incident {incident}",
+                short(change)
+            ),
+            ReworkReason::FixOfIncident { change, evidence } => {
+                format!("fix of an incident: {} {evidence}", short(change))
+            }
+        }
+    }
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
 }
 
 /// A change delivered by a deployment (D2), with its lead time.
@@ -336,6 +394,9 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
 
     let mut deployments = Vec::new();
     let mut changes = Vec::new();
+    // Deployments that delivered a fix (their index, the first fix change), for D5's "fix after
+    // an incident" once incidents are attributed.
+    let mut pending_fixes: Vec<(usize, String)> = Vec::new();
     let mut merge_delivered: HashMap<(&str, &str), Timestamp> = HashMap::new();
     let mut merge_contained: HashMap<(&str, &str), Timestamp> = HashMap::new();
     for service in &service_names {
@@ -343,7 +404,9 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
         list.sort_by(|a, b| (a.time, &a.record.id).cmp(&(b.time, &b.record.id)));
         // Per repository of the service: what earlier deployments already contained.
         let mut contained: HashMap<&str, Vec<bool>> = HashMap::new();
-        let mut previous_sha: Option<(&str, &str)> = None;
+        // The previous deployment's (repo, sha, id), and the latest deployment of each commit.
+        let mut previous: Option<(&str, &str, &str)> = None;
+        let mut deployed: HashMap<(&str, &str), &str> = HashMap::new();
         for (position, candidate) in list.iter().enumerate() {
             let d = candidate.record;
             let graph = graphs.get(d.repo.as_str());
@@ -391,7 +454,8 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
                     }
                 }
             }
-            let mut fix = false;
+            let mut first_fix: Option<&str> = None;
+            let mut names_incident: Option<(&str, String)> = None;
             let mut delivered_changes = 0;
             if !baseline && let Some(g) = graph {
                 let seen = &contained[d.repo.as_str()];
@@ -408,11 +472,16 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
                     };
                     let (start, squash_of) =
                         change_start(g, node, sha, pulls.get(d.repo.as_str()), &walk);
-                    let is_fix = classifier.is_fix(
-                        g.subjects[node as usize],
-                        pulls.get(d.repo.as_str()).and_then(|p| pull_of(p, sha)),
-                    );
-                    fix |= is_fix;
+                    let pull = pulls.get(d.repo.as_str()).and_then(|p| pull_of(p, sha));
+                    let is_fix = classifier.is_fix(g.subjects[node as usize], pull);
+                    if is_fix && first_fix.is_none() {
+                        first_fix = Some(sha);
+                    }
+                    if names_incident.is_none() {
+                        names_incident = classifier
+                            .names_incident(g.subjects[node as usize], pull)
+                            .map(|evidence| (sha, evidence));
+                    }
                     delivered_changes += 1;
                     let lead_us = (candidate.time - start)
                         .num_microseconds()
@@ -431,19 +500,46 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
                     });
                 }
             }
-            let reverts_previous = match (previous_sha, graph, head) {
-                (Some((prev_repo, prev_sha)), Some(g), Some(head)) if prev_repo == d.repo => {
-                    let prev_subject = g.index.get(prev_sha).map(|&n| g.subjects[n as usize]);
-                    reverts(
-                        g.subjects[head as usize],
-                        g.messages[head as usize],
-                        prev_sha,
-                        prev_subject,
-                    )
+            // D5's clauses that need only the service's order; "fix after an incident" waits
+            // for the incidents (below).
+            let mut rework_reasons = Vec::new();
+            if let Some((prev_repo, prev_sha, prev_id)) = previous {
+                let reverts_previous = match (graph, head) {
+                    (Some(g), Some(head)) if prev_repo == d.repo => {
+                        let prev_subject = g.index.get(prev_sha).map(|&n| g.subjects[n as usize]);
+                        reverts(
+                            g.subjects[head as usize],
+                            g.messages[head as usize],
+                            prev_sha,
+                            prev_subject,
+                        )
+                    }
+                    _ => false,
+                };
+                if reverts_previous {
+                    rework_reasons.push(ReworkReason::Revert {
+                        reverted_deployment: prev_id.to_string(),
+                    });
                 }
-                _ => false,
-            };
-            previous_sha = Some((d.repo.as_str(), d.sha.as_str()));
+                let redeploy = (prev_repo, prev_sha) == (d.repo.as_str(), d.sha.as_str());
+                if !redeploy && let Some(earlier) = deployed.get(&(d.repo.as_str(), d.sha.as_str()))
+                {
+                    rework_reasons.push(ReworkReason::Rollback {
+                        to_deployment: earlier.to_string(),
+                    });
+                }
+            }
+            if let Some((change, evidence)) = names_incident {
+                rework_reasons.push(ReworkReason::FixOfIncident {
+                    change: change.to_string(),
+                    evidence,
+                });
+            }
+            if let Some(change) = first_fix {
+                pending_fixes.push((deployments.len(), change.to_string()));
+            }
+            previous = Some((d.repo.as_str(), d.sha.as_str(), d.id.as_str()));
+            deployed.insert((d.repo.as_str(), d.sha.as_str()), d.id.as_str());
             deployments.push(DeploymentRow {
                 service: service.clone(),
                 repo: d.repo.clone(),
@@ -452,7 +548,8 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
                 time: candidate.time,
                 baseline,
                 failed: false,
-                rework: fix || reverts_previous,
+                rework: false,
+                rework_reasons,
                 changes: delivered_changes,
             });
         }
@@ -487,6 +584,18 @@ pub fn prepare(dataset: &Dataset, config: &Config) -> Prepared {
         config,
         &mut linkage,
     );
+
+    fixes_after_incidents(
+        &mut deployments,
+        &pending_fixes,
+        &incidents,
+        &repo_services,
+        config,
+    );
+    for d in &mut deployments {
+        d.rework_reasons.sort_by_key(ReworkReason::clause);
+        d.rework = !d.baseline && !d.rework_reasons.is_empty();
+    }
 
     let mut repos: BTreeSet<String> = BTreeSet::new();
     repos.extend(dataset.commits.iter().map(|c| c.repo.clone()));
@@ -750,6 +859,58 @@ fn reverts(subject: &str, message: &str, prev_sha: &str, prev_subject: Option<&s
         let named: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
         named.len() >= 7 && prev_sha.starts_with(&named)
     })
+}
+
+/// D5's "fix after an incident": a deployment that delivers a fix is rework when an incident of
+/// its service was created at or before it and at most the incident window (D3) before it. An
+/// incident's services: the one it names or was attributed to, else every service of its
+/// repository.
+fn fixes_after_incidents(
+    deployments: &mut [DeploymentRow],
+    pending_fixes: &[(usize, String)],
+    incidents: &[IncidentRow],
+    repo_services: &HashMap<String, BTreeSet<String>>,
+    config: &Config,
+) {
+    let window = chrono::Duration::days(i64::from(config.metrics.incident_window_days));
+    let mut by_service: HashMap<&str, Vec<(Timestamp, &str)>> = HashMap::new();
+    for incident in incidents {
+        let services: Vec<&str> = match (&incident.service, &incident.repo) {
+            (Some(service), _) => vec![service.as_str()],
+            (None, Some(repo)) => repo_services
+                .get(repo)
+                .map(|s| s.iter().map(String::as_str).collect())
+                .unwrap_or_default(),
+            (None, None) => Vec::new(),
+        };
+        for service in services {
+            by_service
+                .entry(service)
+                .or_default()
+                .push((incident.created_at, incident.id.as_str()));
+        }
+    }
+    for list in by_service.values_mut() {
+        list.sort();
+    }
+    for (index, change) in pending_fixes {
+        let d = &deployments[*index];
+        let Some(list) = by_service.get(d.service.as_str()) else {
+            continue;
+        };
+        // The latest incident created at or before the deployment, if within the window.
+        let at_or_before = list.partition_point(|(created, _)| *created <= d.time);
+        let latest = at_or_before.checked_sub(1).map(|i| list[i]);
+        if let Some((created, id)) = latest
+            && d.time - created <= window
+        {
+            let reason = ReworkReason::FixAfterIncident {
+                change: change.clone(),
+                incident: id.to_string(),
+            };
+            deployments[*index].rework_reasons.push(reason);
+        }
+    }
 }
 
 /// D3: an incident goes to the deployment it names, else to the latest deployment of its

@@ -79,6 +79,10 @@ enum Event {
         service: usize,
         revert: bool,
     },
+    /// After an incident: the service goes back to the commit it ran before.
+    Rollback {
+        service: usize,
+    },
 }
 
 /// Why a deployment is attempted.
@@ -190,6 +194,8 @@ struct Merged {
 struct ServiceState {
     /// The commit of its last production deployment.
     deployed: Option<Sha>,
+    /// The commit of the production deployment before that one (where a rollback goes).
+    previous: Option<Sha>,
     /// The next version number of a monorepo service's deployment ids.
     version: u64,
     /// Whether it ships the next change to `main` as soon as it lands.
@@ -289,6 +295,7 @@ impl Sim<'_> {
                     let pr = self.plan_pr(at, kind, Some(service), backlog);
                     self.schedule(pr.created, Event::Open(Box::new(pr)));
                 }
+                Event::Rollback { service } => self.rollback(at, service, sink)?,
                 Event::Open(mut pr) => {
                     pr.number = self.next_number;
                     self.next_number += 1;
@@ -991,11 +998,29 @@ impl Sim<'_> {
                 (t, later),
             )?;
         }
-        self.services[service].deployed = Some(sha);
+        let state = &mut self.services[service];
+        state.previous = state.deployed.replace(sha);
         if chance(&mut self.rng, self.team.failure.incident_chance()) {
             self.incident(done, service, &id, sink)?;
         }
         Ok(true)
+    }
+
+    /// Deploys the commit the service ran before its last deployment again, when there is one
+    /// and it is not running already.
+    fn rollback(&mut self, at: Secs, service: usize, sink: &mut Sink) -> io::Result<()> {
+        let state = &self.services[service];
+        let Some(back) = state.previous.filter(|p| state.deployed != Some(*p)) else {
+            return Ok(());
+        };
+        let id = self.deploy_id(service, false);
+        let done = at + minutes(&mut self.rng, 2, 10);
+        let status = DeploymentStatus::Success;
+        if self.deployment(sink, &id, "production", back, status, (at, done))? {
+            let state = &mut self.services[service];
+            state.previous = state.deployed.replace(back);
+        }
+        Ok(())
     }
 
     /// An incident caused by the deployment `deployment_id` finished at `deployed`, and the
@@ -1046,7 +1071,19 @@ impl Sim<'_> {
         }))?;
         let roll: f64 = self.rng.random();
         let fix_at = created + minutes(&mut self.rng, 10, 90);
-        if roll < 0.45 {
+        if (0.6..0.72).contains(&roll) {
+            // Back to the version that ran before; the fix follows later, at its own pace.
+            let back = created + minutes(&mut self.rng, 5, 30);
+            self.schedule(back, Event::Rollback { service });
+            let fix_at = back + HOUR + exp(&mut self.rng, 20.0 * HOUR as f64);
+            self.schedule(
+                fix_at,
+                Event::Repair {
+                    service,
+                    revert: false,
+                },
+            );
+        } else if roll < 0.45 {
             self.schedule(
                 fix_at,
                 Event::Repair {

@@ -112,6 +112,8 @@ pub struct DeploymentItem {
     pub baseline: bool,
     pub failed: bool,
     pub rework: bool,
+    /// Why it is rework (D5's clauses with their evidence); empty when it is not.
+    pub rework_reasons: Vec<flowmeter_engine::ReworkReason>,
     pub changes: u32,
 }
 
@@ -138,6 +140,7 @@ pub async fn deployments(
                     baseline: d.baseline,
                     failed: d.failed,
                     rework: d.rework,
+                    rework_reasons: d.rework_reasons.clone(),
                     changes: d.changes,
                 },
             )
@@ -424,7 +427,7 @@ pub async fn export_csv(
         .await
         .map_err(ApiError::internal)??;
     let mut out = String::from(
-        "iso_week,week_start,service,deployments,failed_deployments,change_failure_rate,rework_deployments,changes,lead_time_median_hours,incidents_resolved,recovery_median_hours\r\n",
+        "iso_week,week_start,service,deployments,failed_deployments,change_failure_rate,rework_deployments,changes,lead_time_median_hours,incidents_resolved,recovery_median_hours,definitions_version\r\n",
     );
     for r in rows {
         let iso = r.week_start.iso_week();
@@ -441,6 +444,7 @@ pub async fn export_csv(
             number(r.lead_time_median_hours),
             r.incidents_resolved.to_string(),
             number(r.recovery_median_hours),
+            flowmeter_core::DEFINITIONS_VERSION.to_string(),
         ];
         out.push_str(&fields.join(","));
         out.push_str("\r\n");

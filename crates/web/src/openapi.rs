@@ -129,7 +129,7 @@ pub fn document() -> Value {
     receipt_params.extend(filters(false));
     json!({
         "openapi": "3.1.0",
-        "info": {"title": "Flowmeter", "version": "1", "description": "DORA metrics (definitions version 1) and the rows behind them."},
+        "info": {"title": "Flowmeter", "version": "1", "description": "DORA metrics (definitions version 2) and the rows behind them."},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
@@ -145,7 +145,7 @@ pub fn document() -> Value {
                     "recovery_time": {"type": "object", "properties": {"incidents": {"type": "integer"}, "median_hours": nullable_number, "tier": tier, "open": {"type": "integer"}}},
                     "rework_rate": {"type": "object", "properties": {"deployments": {"type": "integer"}, "rework": {"type": "integer"}, "rate": nullable_number}}
                 }},
-                "Deployment": {"type": "object", "properties": {"service": {"type": "string"}, "repo": {"type": "string"}, "id": {"type": "string"}, "sha": {"type": "string"}, "time": time, "baseline": {"type": "boolean"}, "failed": {"type": "boolean"}, "rework": {"type": "boolean"}, "changes": {"type": "integer"}}},
+                "Deployment": {"type": "object", "properties": {"service": {"type": "string"}, "repo": {"type": "string"}, "id": {"type": "string"}, "sha": {"type": "string"}, "time": time, "baseline": {"type": "boolean"}, "failed": {"type": "boolean"}, "rework": {"type": "boolean"}, "rework_reasons": {"type": "array", "items": {"type": "object", "required": ["clause"], "properties": {"clause": {"type": "string", "enum": ["revert", "rollback", "fix_after_incident", "fix_of_incident"]}}}}, "changes": {"type": "integer"}}},
                 "Change": {"type": "object", "properties": {"service": {"type": "string"}, "repo": {"type": "string"}, "sha": {"type": "string"}, "deployment_id": {"type": "string"}, "deployed_at": time, "start": time, "lead_hours": {"type": "number"}, "squash_of": {"type": ["integer", "null"]}, "fix": {"type": "boolean"}}},
                 "Incident": {"type": "object", "properties": {"service": {"type": ["string", "null"]}, "repo": {"type": ["string", "null"]}, "id": {"type": "string"}, "created_at": time, "resolved_at": nullable_time, "recovery_hours": nullable_number, "deployment_id": {"type": ["string", "null"]}}},
                 "PullRequest": {"type": "object", "properties": {"repo": {"type": "string"}, "number": {"type": "integer"}, "title": {"type": ["string", "null"]}, "author": {"type": ["string", "null"]}, "state": {"type": "string", "enum": ["open", "merged", "closed"]}, "draft": {"type": "boolean"}, "created_at": time, "merged_at": nullable_time, "closed_at": nullable_time, "reviews": {"type": "integer"}}},

@@ -327,6 +327,8 @@ pub struct DeploymentLine {
     pub baseline: bool,
     pub failed: bool,
     pub rework: bool,
+    /// Why it is rework, in words.
+    pub why: String,
     pub incidents: String,
 }
 
@@ -373,6 +375,12 @@ fn deployment_lines(view: &View, rows: &[&flowmeter_engine::DeploymentRow]) -> V
             baseline: d.baseline,
             failed: d.failed,
             rework: d.rework,
+            why: d
+                .rework_reasons
+                .iter()
+                .map(flowmeter_engine::ReworkReason::describe)
+                .collect::<Vec<_>>()
+                .join("; "),
             incidents: incidents
                 .get(&(d.service.clone(), d.id.clone()))
                 .map(|v| v.join(", "))
@@ -789,7 +797,7 @@ fn receipt_page(
                 report.rework_rate.rework,
                 report.rework_rate.deployments
             ),
-            "D5: a deployment is rework when it delivers a fix (labels, hotfix branches, revert or hotfix subjects, linked Bug or Incident issues) or reverts the previous deployment's commit.",
+            "D5: a deployment (never a baseline) is rework when it was caused by a failure in production: it reverts the previous deployment's commit; it rolls back to the commit of an earlier deployment; it delivers a fix within the incident window after an incident of its service; or it delivers a change that names an incident (an incident label, a linked incident issue). Each rework deployment below says which.",
             deployment_lines(view, &r.deployments),
             Vec::new(),
             Vec::new(),

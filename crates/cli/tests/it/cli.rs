@@ -60,7 +60,7 @@ fn import_then_report_as_json_and_table() {
     ]));
     assert!(ok, "{stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(json["definitions_version"], 1);
+    assert_eq!(json["definitions_version"], 2);
     assert_eq!(
         json["window"],
         serde_json::json!({"from": "2024-03-01", "to": "2024-03-08", "days": 7})
@@ -182,7 +182,7 @@ fn demo_builds_a_store_and_prints_its_report() {
     let demo = dir.path().join("demo");
     let (ok, stdout, stderr) = run(flowmeter().args(["demo", "--report", "--dir"]).arg(&demo));
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("DORA report, definitions v1"), "{stdout}");
+    assert!(stdout.contains("DORA report, definitions v2"), "{stdout}");
     assert!(stdout.contains("deployment frequency"), "{stdout}");
     // A second run reuses the store.
     let (ok, again, stderr) = run(flowmeter().args(["demo", "--report", "--dir"]).arg(&demo));

@@ -731,48 +731,261 @@ async fn recovery_time_median_and_open_incidents() {
     .await;
 }
 
+/// The rework reasons of each counted deployment, by id, as the receipts show them.
+async fn rework_of(store: &flowmeter_store::Store, config: &Config) -> Vec<(String, Vec<String>)> {
+    let dataset = store.load().await.expect("load");
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || {
+        let snapshot = flowmeter_engine::Snapshot::build(&dataset, &config).expect("snapshot");
+        snapshot
+            .prepared
+            .deployments
+            .iter()
+            .map(|d| {
+                let reasons: Vec<String> = d.rework_reasons.iter().map(|r| r.describe()).collect();
+                assert_eq!(d.rework, !reasons.is_empty(), "{}", d.id);
+                (d.id.clone(), reasons)
+            })
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+fn reasons(list: &[(String, Vec<String>)], id: &str) -> Vec<String> {
+    list.iter().find(|(d, _)| d == id).unwrap().1.clone()
+}
+
 #[tokio::test]
-async fn rework_is_a_fix_or_a_revert_of_the_previous_deployment() {
+async fn rework_by_revert_and_by_rollback_but_not_a_redeploy() {
     on_both(|store| async move {
         let mut org = Org::default();
         org.commit(R, "c1", &[], "2024-03-01T00:00:00Z", "init")
             .commit(R, "c2", &["c1"], "2024-03-01T02:00:00Z", "Add export")
-            .commit(R, "c3", &["c2"], "2024-03-01T04:00:00Z", "Revert \"Add export\"")
-            .commit(R, "c4", &["c3"], "2024-03-01T06:00:00Z", "PAY-9 handle empty carts")
+            .commit(
+                R,
+                "c3",
+                &["c2"],
+                "2024-03-01T04:00:00Z",
+                "Revert \"Add export\"",
+            )
+            .commit(R, "c4", &["c3"], "2024-03-01T06:00:00Z", "Add import")
             .commit(R, "c5", &["c4"], "2024-03-01T08:00:00Z", "Tidy logging")
-            .commit(R, "c6", &["c5"], "2024-03-01T10:00:00Z", "Emergency HOTFIX for login")
-            .commit(R, "c7", &["c6"], "2024-03-01T12:00:00Z", "Squashed fix (#3)")
-            .commit(R, "c8", &["c7"], "2024-03-01T14:00:00Z", "Plain feature")
             .deploy(R, "d1", "c1", "2024-03-02T00:00:00Z")
             .deploy(R, "d2", "c2", "2024-03-02T01:00:00Z")
             // Reverts the commit of the deployment before it.
             .deploy(R, "d3", "c3", "2024-03-02T02:00:00Z")
-            // Delivers a change linked to a Bug.
             .deploy(R, "d4", "c4", "2024-03-02T03:00:00Z")
-            .deploy(R, "d5", "c5", "2024-03-02T04:00:00Z")
-            // Subject contains "hotfix" (any case).
-            .deploy(R, "d6", "c6", "2024-03-02T05:00:00Z")
-            // Delivers a pull request labelled bug.
-            .deploy(R, "d7", "c7", "2024-03-02T06:00:00Z")
-            .deploy(R, "d8", "c8", "2024-03-02T07:00:00Z");
-        org.pull_requests = vec![json!({"repo": R, "number": 3, "created_at": "2024-03-01T11:00:00Z",
-            "merged_at": "2024-03-01T12:00:00Z", "merge_commit_sha": "c7", "commits": ["c7"],
-            "labels": ["Bug"]})];
+            // The previous deployment's commit again: a retry, not a rollback.
+            .deploy(R, "d5", "c4", "2024-03-02T04:00:00Z")
+            // Back to d2's commit: a rollback.
+            .deploy(R, "d6", "c2", "2024-03-02T05:00:00Z")
+            .deploy(R, "d7", "c5", "2024-03-02T06:00:00Z");
+        org.import(&store).await;
+        let config = Config::default();
+        let r = report(
+            &store,
+            &config,
+            "2024-03-01",
+            "2024-03-08",
+            Scope::default(),
+        )
+        .await;
+        // Rework: d3 (revert) and d6 (rollback), of 7 deployments.
+        assert_eq!((r.rework_rate.deployments, r.rework_rate.rework), (7, 2));
+        close(r.rework_rate.rate, 2.0 / 7.0);
+        let all = rework_of(&store, &config).await;
+        assert_eq!(
+            reasons(&all, "d3"),
+            ["revert: reverts the commit of the previous deployment d2"]
+        );
+        assert_eq!(
+            reasons(&all, "d6"),
+            ["rollback: goes back to the commit of the earlier deployment d2"]
+        );
+        for id in ["d1", "d2", "d4", "d5", "d7"] {
+            assert!(reasons(&all, id).is_empty(), "{id}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rework_by_a_fix_after_an_incident_of_its_service_within_the_window() {
+    on_both(|store| async move {
+        const W: &str = "acme/web";
+        let mut org = Org::default();
+        org.commit(R, "a1", &[], "2024-03-01T00:00:00Z", "init")
+            .commit(
+                R,
+                "a2",
+                &["a1"],
+                "2024-03-05T11:00:00Z",
+                "Hotfix: empty carts",
+            )
+            .commit(R, "a3", &["a2"], "2024-03-06T09:00:00Z", "Add coupons")
+            .commit(
+                R,
+                "a4",
+                &["a3"],
+                "2024-03-12T09:00:00Z",
+                "Hotfix: retry payments",
+            )
+            .commit(
+                R,
+                "a5",
+                &["a4"],
+                "2024-03-13T09:00:00Z",
+                "Hotfix: log retries",
+            )
+            .deploy(R, "d1", "a1", "2024-03-01T00:00:00Z")
+            // A fix 2 h after the incident.
+            .deploy(R, "d2", "a2", "2024-03-05T12:00:00Z")
+            // Not a fix, 1 day after the incident: not rework.
+            .deploy(R, "d3", "a3", "2024-03-06T10:00:00Z")
+            // A fix exactly 7 days after it: still within the window.
+            .deploy(R, "d4", "a4", "2024-03-12T10:00:00Z")
+            // A fix 8 days after it: not.
+            .deploy(R, "d5", "a5", "2024-03-13T10:00:00Z");
+        // acme/web's fix falls in acme/api's incident window, but its service had none.
+        org.commit(W, "w1", &[], "2024-03-01T00:00:00Z", "init")
+            .commit(W, "w2", &["w1"], "2024-03-05T11:00:00Z", "hotfix: css")
+            .deploy(W, "e1", "w1", "2024-03-01T00:00:00Z")
+            .deploy(W, "e2", "w2", "2024-03-05T12:00:00Z");
+        org.incident(
+            R,
+            "INC-7",
+            "2024-03-05T10:00:00Z",
+            Some("2024-03-05T13:00:00Z"),
+        );
+        org.import(&store).await;
+        let config = Config::default();
+        let r = report(
+            &store,
+            &config,
+            "2024-03-01",
+            "2024-03-15",
+            Scope::default(),
+        )
+        .await;
+        // d2 and d4 of 7 deployments (d1 to d5, e1, e2).
+        assert_eq!((r.rework_rate.deployments, r.rework_rate.rework), (7, 2));
+        let r = report(&store, &config, "2024-03-01", "2024-03-15", scope_repo(W)).await;
+        assert_eq!((r.rework_rate.deployments, r.rework_rate.rework), (2, 0));
+        let all = rework_of(&store, &config).await;
+        for id in ["d2", "d4"] {
+            assert_eq!(reasons(&all, id).len(), 1, "{id}: {:?}", reasons(&all, id));
+            assert!(
+                reasons(&all, id)[0].starts_with("fix after an incident: delivers the fix a")
+                    && reasons(&all, id)[0].ends_with("after incident INC-7"),
+                "{:?}",
+                reasons(&all, id)
+            );
+        }
+        for id in ["d1", "d3", "d5", "e1", "e2"] {
+            assert!(
+                reasons(&all, id).is_empty(),
+                "{id}: {:?}",
+                reasons(&all, id)
+            );
+        }
+        // The incident window is D3's: with 8 days, d5 is rework too.
+        let config = Config::from_toml("[metrics]\nincident_window_days = 8", |_| None).unwrap();
+        let r = report(
+            &store,
+            &config,
+            "2024-03-01",
+            "2024-03-15",
+            Scope::default(),
+        )
+        .await;
+        assert_eq!(r.rework_rate.rework, 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rework_by_a_change_that_names_an_incident() {
+    on_both(|store| async move {
+        let mut org = Org::default();
+        org.commit(R, "c1", &[], "2024-03-01T00:00:00Z", "init")
+            .commit(R, "c2", &["c1"], "2024-03-02T00:00:00Z", "Retry payment calls (#5)")
+            .commit(R, "c3", &["c2"], "2024-03-03T00:00:00Z", "OPS-4 restore the cache")
+            .commit(R, "c4", &["c3"], "2024-03-04T00:00:00Z", "Add coupons")
+            .commit(R, "c5", &["c4"], "2024-03-05T00:00:00Z", "Add vouchers")
+            .commit(R, "c6", &["c5"], "2024-03-06T00:00:00Z", "Retry refunds (#6)")
+            .deploy(R, "d1", "c1", "2024-03-01T12:00:00Z")
+            // Its pull request is labelled incident.
+            .deploy(R, "d2", "c2", "2024-03-02T12:00:00Z")
+            // It links to OPS-4, an Incident.
+            .deploy(R, "d3", "c3", "2024-03-03T12:00:00Z")
+            .deploy(R, "d4", "c4", "2024-03-04T12:00:00Z")
+            // Pull request #6 is labelled incident, but d5 does not deliver it.
+            .deploy(R, "d5", "c5", "2024-03-05T12:00:00Z");
+        org.pull_requests = vec![
+            json!({"repo": R, "number": 5, "created_at": "2024-03-01T20:00:00Z", "merged_at": "2024-03-02T00:00:00Z",
+                "merge_commit_sha": "c2", "commits": ["c2"], "labels": ["incident"]}),
+            json!({"repo": R, "number": 6, "created_at": "2024-03-05T20:00:00Z", "merged_at": "2024-03-06T00:00:00Z",
+                "merge_commit_sha": "c6", "commits": ["c6"], "labels": ["Incident"]}),
+        ];
         org.issues = vec![
-            json!({"key": "PAY-9", "project": "PAY", "type": "Bug", "created_at": "2024-02-01T00:00:00Z"}),
+            json!({"key": "OPS-4", "project": "OPS", "type": "Incident", "created_at": "2024-03-02T20:00:00Z"}),
         ];
         org.import(&store).await;
-        let r = report(&store, &Config::default(), "2024-03-01", "2024-03-08", Scope::default()).await;
-        // Rework: d3, d4, d6, d7 of 8 deployments.
-        assert_eq!(r.rework_rate.deployments, 8);
-        assert_eq!(r.rework_rate.rework, 4);
-        close(r.rework_rate.rate, 0.5);
-        // Without the Bug link d4 is ordinary work, and without the `Revert "` prefix d3 is
-        // still rework because it reverts the previous deployment's commit.
-        let config = Config::from_toml("[fix]\nissue_types = [\"Incident\"]\nsubject_prefixes = []", |_| None)
-            .unwrap();
+        let config = Config::default();
         let r = report(&store, &config, "2024-03-01", "2024-03-08", Scope::default()).await;
-        assert_eq!(r.rework_rate.rework, 3);
+        assert_eq!((r.rework_rate.deployments, r.rework_rate.rework), (5, 2));
+        close(r.rework_rate.rate, 0.4);
+        let all = rework_of(&store, &config).await;
+        assert_eq!(
+            reasons(&all, "d2"),
+            ["fix of an incident: c2 pull request #5 is labelled 'incident'"]
+        );
+        assert_eq!(
+            reasons(&all, "d3"),
+            ["fix of an incident: c3 links to OPS-4 (Incident)"]
+        );
+        for id in ["d1", "d4", "d5"] {
+            assert!(reasons(&all, id).is_empty(), "{id}");
+        }
+        // The clause reads the incident labels and types the connectors use.
+        let config = Config::from_toml(
+            "[github]\nincident_labels = [\"sev1\"]\n[jira]\nincident_types = [\"Outage\"]",
+            |_| None,
+        )
+        .unwrap();
+        let r = report(&store, &config, "2024-03-01", "2024-03-08", Scope::default()).await;
+        assert_eq!(r.rework_rate.rework, 0);
+    })
+    .await;
+}
+
+/// A deployment that batches planned work with an unrelated bug fix, with no incident of its
+/// service in the window before it, is not rework (version 1 of D5 counted it).
+#[tokio::test]
+async fn a_batched_deployment_with_a_planned_bug_fix_is_not_rework() {
+    on_both(|store| async move {
+        let mut org = Org::default();
+        org.commit(R, "c1", &[], "2024-03-01T00:00:00Z", "init")
+            .commit(R, "c2", &["c1"], "2024-03-02T00:00:00Z", "Add coupons")
+            .commit(R, "c3", &["c2"], "2024-03-02T02:00:00Z", "Fix typo in 404 page (#8)")
+            .commit(R, "c4", &["c3"], "2024-03-02T04:00:00Z", "Add vouchers")
+            .deploy(R, "d1", "c1", "2024-03-01T12:00:00Z")
+            .deploy(R, "d2", "c4", "2024-03-02T12:00:00Z");
+        org.pull_requests = vec![
+            json!({"repo": R, "number": 8, "created_at": "2024-03-02T01:00:00Z", "merged_at": "2024-03-02T02:00:00Z",
+                "merge_commit_sha": "c3", "commits": ["c3"], "labels": ["bug"]}),
+        ];
+        // An incident of the service 8 days before, and one just after.
+        org.incident(R, "INC-1", "2024-02-23T11:00:00Z", Some("2024-02-23T12:00:00Z"))
+            .incident(R, "INC-2", "2024-03-02T12:00:01Z", Some("2024-03-02T13:00:00Z"));
+        org.import(&store).await;
+        let config = Config::default();
+        let r = report(&store, &config, "2024-03-01", "2024-03-08", Scope::default()).await;
+        assert_eq!((r.rework_rate.deployments, r.rework_rate.rework), (2, 0));
+        close(r.rework_rate.rate, 0.0);
+        // It still failed: INC-2 came after it (D3).
+        assert_eq!(r.change_failure_rate.failed, 1);
     })
     .await;
 }

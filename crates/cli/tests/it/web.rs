@@ -113,7 +113,7 @@ async fn bad_parameters_name_the_parameter() {
 async fn lists_page_with_a_stable_cursor() {
     let db = TestDb::sqlite().await;
     let state = state_with(&db.store, Config::default()).await;
-    let (status, body) = get(&state, &format!("/api/v1/changes?{WINDOW}&limit=3")).await;
+    let (status, body) = get(&state, &format!("/api/v1/changes?{WINDOW}&limit=4")).await;
     assert_eq!(status, StatusCode::OK);
     let first = json_of(&body);
     let shas: Vec<&str> = first["items"]
@@ -123,18 +123,19 @@ async fn lists_page_with_a_stable_cursor() {
         .map(|c| c["sha"].as_str().unwrap())
         .collect();
     // Ordered by deployment time, then service and sha.
-    assert_eq!(shas, ["b2c3d4e", "c3d4e5f", "e5f6a7b"]);
-    assert_eq!(first["items"][2]["lead_hours"], 47.0);
-    assert_eq!(first["items"][2]["squash_of"], 2);
+    assert_eq!(shas, ["b2c3d4e", "8a9b0c1", "9c8b7a6", "e5f6a7b"]);
+    assert_eq!(first["items"][3]["lead_hours"], 47.0);
+    assert_eq!(first["items"][3]["squash_of"], 2);
     let cursor = first["next_cursor"].as_str().unwrap();
     let (_, body) = get(
         &state,
-        &format!("/api/v1/changes?{WINDOW}&limit=3&cursor={cursor}"),
+        &format!("/api/v1/changes?{WINDOW}&limit=4&cursor={cursor}"),
     )
     .await;
     let second = json_of(&body);
-    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert_eq!(second["items"].as_array().unwrap().len(), 2);
     assert_eq!(second["items"][0]["sha"], "0b1c2d3");
+    assert_eq!(second["items"][1]["sha"], "1c2d3e4");
     assert_eq!(second["next_cursor"], Value::Null);
 
     let (_, body) = get(&state, &format!("/api/v1/deployments?{WINDOW}")).await;
@@ -145,16 +146,31 @@ async fn lists_page_with_a_stable_cursor() {
         .iter()
         .map(|d| d["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["1002", "1004", "1005"]);
-    assert_eq!(deployments["items"][1]["failed"], true);
-    assert_eq!(deployments["items"][2]["rework"], true);
+    assert_eq!(ids, ["1002", "1003", "1005", "1006", "1007", "1008"]);
+    assert_eq!(deployments["items"][2]["failed"], true);
+    let rework: Vec<bool> = deployments["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["rework"].as_bool().unwrap())
+        .collect();
+    assert_eq!(rework, [false, true, false, true, false, true]);
+    assert_eq!(
+        deployments["items"][5]["rework_reasons"],
+        json!([{"clause": "rollback", "to_deployment": "1006"}])
+    );
+    assert_eq!(
+        deployments["items"][3]["rework_reasons"],
+        json!([{"clause": "revert", "reverted_deployment": "1005"},
+               {"clause": "fix_after_incident", "change": "0b1c2d3", "incident": "INC-2"}])
+    );
     let (_, body) = get(&state, &format!("/api/v1/incidents?{WINDOW}")).await;
     let incidents = json_of(&body);
     assert_eq!(incidents["items"][0]["id"], "INC-1");
     assert_eq!(incidents["items"][0]["deployment_id"], Value::Null);
-    assert_eq!(incidents["items"][1]["deployment_id"], "1004");
+    assert_eq!(incidents["items"][1]["deployment_id"], "1005");
     let (_, body) = get(&state, &format!("/api/v1/pull-requests?{WINDOW}")).await;
-    assert_eq!(json_of(&body)["items"].as_array().unwrap().len(), 2);
+    assert_eq!(json_of(&body)["items"].as_array().unwrap().len(), 5);
     db.finish().await;
 }
 
@@ -169,7 +185,7 @@ async fn pushed_records_are_validated_then_written_and_shown() {
         let (status, body) = post(&state, "/api/v1/deployments", &bad.to_string(), None).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert_eq!(json_of(&body)["error"]["param"], "[1].status");
-        assert_eq!(store.counts().await.unwrap().deployments, 5, "nothing of the batch is written");
+        assert_eq!(store.counts().await.unwrap().deployments, 8, "nothing of the batch is written");
 
         let good = json!({"repo": "acme/api", "id": "2001", "environment": "production", "sha": "0b1c2d3",
             "status": "success", "created_at": "2024-03-10T10:00:00Z"});
@@ -182,9 +198,10 @@ async fn pushed_records_are_validated_then_written_and_shown() {
         state.refresh().await.unwrap();
         let (_, body) = get(&state, &format!("/api/v1/dora?{WINDOW}")).await;
         let report = json_of(&body);
-        assert_eq!(report["deployment_frequency"]["deployments"], 4);
-        // PD-7 (12:00) is attributed to 2001 (10:00), which failed; 1004 failed already.
-        assert_eq!(report["change_failure_rate"]["failed"], 2);
+        assert_eq!(report["deployment_frequency"]["deployments"], 7);
+        // PD-7 (12:00) is attributed to 2001 (10:00), which failed; 1005 and 1007 failed
+        // already.
+        assert_eq!(report["change_failure_rate"]["failed"], 3);
         assert_eq!(report["recovery_time"]["open"], 1);
 
         let plain = Request::post("/api/v1/incidents")
@@ -304,8 +321,8 @@ async fn pages_show_the_numbers_and_their_receipts() {
     let state = state_with(&db.store, Config::default()).await;
     let (status, html) = get(&state, &format!("/?{WINDOW}")).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("1.50 / week"), "{html}");
-    assert!(html.contains("24.0 h") && html.contains("33.3%"), "{html}");
+    assert!(html.contains("3.00 / week"), "{html}");
+    assert!(html.contains("20.0 h") && html.contains("33.3%"), "{html}");
     // Attribute values are HTML-escaped: `&` is written `&#38;`.
     assert!(
         html.replace("&#38;", "&")
@@ -320,7 +337,7 @@ async fn pages_show_the_numbers_and_their_receipts() {
     );
     let (_, html) = get(&state, &format!("/deployments?{WINDOW}")).await;
     assert!(
-        html.contains("failure") && html.contains("1003"),
+        html.contains("failure") && html.contains("1004"),
         "the failed attempt is shown apart"
     );
     assert!(html.contains("INC-2"), "{html}");
@@ -329,11 +346,19 @@ async fn pages_show_the_numbers_and_their_receipts() {
     let (status, csv) = get(&state, &format!("/export/dora.csv?{WINDOW}")).await;
     assert_eq!(status, StatusCode::OK);
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines.len(), 3, "{csv}");
-    assert_eq!(lines[1], "2024-W09,2024-02-26,acme/api,0,0,,0,0,,1,4.0000");
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert!(lines[0].ends_with(",definitions_version"), "{csv}");
+    assert_eq!(
+        lines[1],
+        "2024-W09,2024-02-26,acme/api,0,0,,0,0,,1,4.0000,2"
+    );
     assert_eq!(
         lines[2],
-        "2024-W10,2024-03-04,acme/api,3,1,0.3333,1,4,24.0000,1,2.5000"
+        "2024-W10,2024-03-04,acme/api,4,1,0.2500,2,5,22.0000,1,2.5000,2"
+    );
+    assert_eq!(
+        lines[3],
+        "2024-W11,2024-03-11,acme/api,2,1,0.5000,1,1,18.0000,1,1.2500,2"
     );
     let (_, metrics) = get(&state, "/metrics").await;
     assert!(metrics.contains("flowmeter_http_requests_total{method=\"GET\",route=\"/export/dora.csv\",status=\"200\"} 1"), "{metrics}");
