@@ -1,50 +1,35 @@
-//! Classification of changes as fixes (D5) and links from code to tracker issues.
+//! Classification of changes as fixes (D5) and links from code to tracker issues (S).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
-use regex::Regex;
+use flowmeter_core::{Config, glob};
 
-use flowmeter_core::{Config, Dataset, PullRequest, glob};
+use crate::model::{Commits, IssueModel, Model, Pull, key_pattern};
 
+/// The tracker's issues as classification reads them.
 pub(crate) struct Classifier<'a> {
     config: &'a Config,
-    issue_types: HashMap<&'a str, &'a str>,
+    issues: &'a BTreeMap<Box<str>, Arc<IssueModel>>,
     projects: HashSet<&'a str>,
-    key_pattern: Regex,
-    /// Subjects of commits that mention an issue key, for pull requests' links.
-    keyed_subjects: HashMap<(&'a str, &'a str), &'a str>,
 }
 
 impl<'a> Classifier<'a> {
-    pub fn new(dataset: &'a Dataset, config: &'a Config) -> Self {
-        let key_pattern = Regex::new(r"\b([A-Z][A-Z0-9]+)-([0-9]+)\b").expect("valid pattern");
-        let issue_types = dataset
-            .issues
-            .iter()
-            .map(|i| (i.key.as_str(), i.issue_type.as_str()))
-            .collect();
-        let projects: HashSet<&str> = dataset.issues.iter().map(|i| i.project.as_str()).collect();
-        let mut keyed_subjects = HashMap::new();
-        if !projects.is_empty() {
-            for c in &dataset.commits {
-                let subject = c.subject();
-                if key_pattern.is_match(subject) {
-                    keyed_subjects.insert((c.repo.as_str(), c.sha.as_str()), subject);
-                }
-            }
-        }
+    pub fn new(model: &'a Model, config: &'a Config) -> Self {
+        let projects = model.issues.values().map(|i| &*i.project).collect();
         Classifier {
             config,
-            issue_types,
+            issues: &model.issues,
             projects,
-            key_pattern,
-            keyed_subjects,
         }
     }
 
     /// Issue keys of known projects found in a text.
     fn keys<'t>(&'t self, text: &'t str) -> impl Iterator<Item = &'t str> + 't {
-        self.key_pattern.captures_iter(text).filter_map(|c| {
+        let candidates = text
+            .contains('-')
+            .then(|| key_pattern().captures_iter(text));
+        candidates.into_iter().flatten().filter_map(|c| {
             let project = c.get(1)?.as_str();
             self.projects
                 .contains(project)
@@ -52,13 +37,18 @@ impl<'a> Classifier<'a> {
         })
     }
 
+    fn issue_type(&self, key: &str) -> Option<&'a str> {
+        self.issues.get(key).map(|i| &*i.issue_type)
+    }
+
     /// The texts of a pull request that may name issues: title, head branch, commit subjects.
-    fn pull_texts<'p>(&'p self, pr: &'p PullRequest) -> Vec<&'p str> {
+    fn pull_texts<'p>(&'p self, pr: &'p Pull, commits: &'p Commits) -> Vec<&'p str> {
         let mut texts: Vec<&str> = Vec::new();
         texts.extend(pr.title.as_deref());
         texts.extend(pr.head_branch.as_deref());
-        for sha in &pr.commits {
-            if let Some(subject) = self.keyed_subjects.get(&(pr.repo.as_str(), sha.as_str())) {
+        for &node in &pr.commits {
+            let subject = commits.subject(node);
+            if subject.contains('-') {
                 texts.push(subject);
             }
         }
@@ -66,21 +56,23 @@ impl<'a> Classifier<'a> {
     }
 
     /// The known issues a pull request names, in the order they appear.
-    pub fn linked_issues(&self, pr: &PullRequest) -> Vec<String> {
-        let mut keys: Vec<String> = Vec::new();
-        for text in self.pull_texts(pr) {
+    pub fn linked_issues(&self, pr: &Pull, commits: &Commits) -> Vec<&'a IssueModel> {
+        let mut linked: Vec<&IssueModel> = Vec::new();
+        for text in self.pull_texts(pr, commits) {
             for key in self.keys(text) {
-                if self.issue_types.contains_key(key) && !keys.iter().any(|k| k == key) {
-                    keys.push(key.to_string());
+                if let Some(issue) = self.issues.get(key)
+                    && !linked.iter().any(|i| *i.key == *key)
+                {
+                    linked.push(issue);
                 }
             }
         }
-        keys
+        linked
     }
 
-    /// Whether a pull request names at least one known issue.
-    pub fn links_issue(&self, pr: &PullRequest) -> bool {
-        self.pull_texts(pr)
+    /// Whether a pull request names at least one issue key of a known project.
+    pub fn links_issue(&self, pr: &Pull, commits: &Commits) -> bool {
+        self.pull_texts(pr, commits)
             .into_iter()
             .any(|t| self.keys(t).next().is_some())
     }
@@ -88,7 +80,12 @@ impl<'a> Classifier<'a> {
     /// What makes a change name an incident (D5, "fix of an incident"), if anything: its pull
     /// request carries an incident label (`github.incident_labels`), or it or its pull request
     /// links to a tracker issue of an incident type (`jira.incident_types`).
-    pub fn names_incident(&self, subject: &str, pr: Option<&PullRequest>) -> Option<String> {
+    pub fn names_incident(
+        &self,
+        subject: &str,
+        pr: Option<&Pull>,
+        commits: &Commits,
+    ) -> Option<String> {
         if let Some(pr) = pr
             && let Some(label) = pr.labels.iter().find(|l| {
                 self.config
@@ -102,11 +99,11 @@ impl<'a> Classifier<'a> {
         }
         let mut texts = vec![subject];
         if let Some(pr) = pr {
-            texts.extend(self.pull_texts(pr));
+            texts.extend(self.pull_texts(pr, commits));
         }
         texts.into_iter().find_map(|text| {
             self.keys(text).find_map(|key| {
-                let kind = self.issue_types.get(key)?;
+                let kind = self.issue_type(key)?;
                 self.config
                     .jira
                     .incident_types
@@ -119,7 +116,7 @@ impl<'a> Classifier<'a> {
 
     /// Whether a change is a fix: its pull request's labels or head branch, its commit subject,
     /// or the type of an issue it or its pull request links to.
-    pub fn is_fix(&self, subject: &str, pr: Option<&PullRequest>) -> bool {
+    pub fn is_fix(&self, subject: &str, pr: Option<&Pull>, commits: &Commits) -> bool {
         let fix = &self.config.fix;
         if fix
             .subject_prefixes
@@ -138,8 +135,7 @@ impl<'a> Classifier<'a> {
         }
         let fix_issue = |text: &str| {
             self.keys(text).any(|key| {
-                self.issue_types
-                    .get(key)
+                self.issue_type(key)
                     .is_some_and(|t| fix.issue_types.iter().any(|f| f.eq_ignore_ascii_case(t)))
             })
         };
@@ -159,6 +155,6 @@ impl<'a> Classifier<'a> {
         {
             return true;
         }
-        self.pull_texts(pr).into_iter().any(fix_issue)
+        self.pull_texts(pr, commits).into_iter().any(fix_issue)
     }
 }

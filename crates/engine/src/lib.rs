@@ -9,6 +9,8 @@
 
 mod classify;
 pub mod metrics;
+pub mod model;
+pub mod persist;
 pub mod prepare;
 pub mod report;
 pub mod stages;
@@ -16,12 +18,14 @@ pub mod tiers;
 
 use polars::prelude::{Expr, PolarsError, lit};
 
-use flowmeter_core::{Config, DEFINITIONS_VERSION, Dataset, Scope, Window};
+use flowmeter_core::{Config, DEFINITIONS_VERSION, Dataset, Scope, Timestamp, Window};
 
+pub use model::Model;
 pub use prepare::{
-    ChangeRow, DeploymentRow, IncidentRow, Linkage, Prepared, PullRow, ReworkReason, prepare,
+    ChangeRow, DeploymentRow, IncidentRow, Linkage, Prepared, PullRow, ReworkReason,
 };
 pub use report::DoraReport;
+pub use stages::Stage;
 pub use tiers::{Tier, TierTable};
 
 use metrics::Frames;
@@ -61,6 +65,31 @@ impl ResolvedScope {
             })
     }
 
+    /// The same filter over columns of interned names (the changes frame); a name the model
+    /// never saw matches nothing.
+    pub fn sym_expr(&self, names: &model::Names) -> Expr {
+        use polars::prelude::col;
+        let sym = |name: &str| lit(names.get(name).unwrap_or(u32::MAX));
+        let mut filter = lit(true);
+        if let Some(repo) = &self.repo {
+            filter = filter.and(col(REPO).eq(sym(repo)));
+        }
+        if let Some(service) = &self.service {
+            filter = filter.and(col(SERVICE).eq(sym(service)));
+        }
+        if let Some((services, repos)) = &self.team {
+            let mut owned = lit(false);
+            for service in services {
+                owned = owned.or(col(SERVICE).eq(sym(service)));
+            }
+            for repo in repos {
+                owned = owned.or(col(REPO).eq(sym(repo)));
+            }
+            filter = filter.and(owned);
+        }
+        filter
+    }
+
     /// The same filter as a Polars expression over `service` and `repo` columns.
     pub fn expr(&self) -> Expr {
         use polars::prelude::col;
@@ -92,12 +121,56 @@ pub struct Receipts<'a> {
     pub changes: Vec<&'a ChangeRow>,
     pub incidents: Vec<&'a IncidentRow>,
     pub open_incidents: Vec<&'a IncidentRow>,
-    pub attempts: Vec<&'a flowmeter_core::Deployment>,
+    pub attempts: Vec<flowmeter_core::Deployment>,
 }
 
-/// A prepared dataset, ready to answer reports for any window and scope.
+/// A change with its names, as listings show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeView<'a> {
+    pub service: &'a str,
+    pub repo: &'a str,
+    pub sha: &'a str,
+    pub deployment_id: &'a str,
+    pub deployed_at: Timestamp,
+    pub start: Timestamp,
+    pub squash_of: Option<u64>,
+    pub lead_hours: f64,
+    pub fix: bool,
+}
+
+/// A pull request with its names, as listings show it.
+#[derive(Debug, Clone)]
+pub struct PullView<'a> {
+    pub repo: &'a str,
+    pub number: u64,
+    pub title: Option<&'a str>,
+    pub author: Option<&'a str>,
+    pub draft: bool,
+    pub created_at: Timestamp,
+    pub ready_at: Option<Timestamp>,
+    pub merged_at: Option<Timestamp>,
+    pub closed_at: Option<Timestamp>,
+    pub reviews: usize,
+    pull: &'a model::Pull,
+    names: &'a model::Names,
+}
+
+impl PullView<'_> {
+    /// Whether someone other than the author, and not a bot, reviewed it before `at`.
+    pub fn reviewed_before(&self, at: Timestamp, config: &Config) -> bool {
+        let at = at.timestamp_micros();
+        self.pull.reviews.iter().any(|&(reviewer, submitted)| {
+            submitted < at
+                && Some(reviewer) != self.pull.author
+                && !config.is_bot(self.names.name(reviewer))
+        })
+    }
+}
+
+/// A prepared model of the store, ready to answer reports for any window and scope.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
+    model: Model,
     pub prepared: Prepared,
     frames: Frames,
     tiers: TierTable,
@@ -114,17 +187,111 @@ impl Snapshot {
         Some((times.clone().min()?, times.max()?))
     }
 
+    /// A snapshot of a whole dataset.
     pub fn build(dataset: &Dataset, config: &Config) -> Result<Snapshot, EngineError> {
+        Snapshot::of_model(Model::of(dataset), config)
+    }
+
+    /// A snapshot of a model, prepared whole.
+    pub fn of_model(mut model: Model, config: &Config) -> Result<Snapshot, EngineError> {
+        model.intern_services(config);
         let tiers = TierTable::for_year(config.metrics.tier_year)
             .ok_or(EngineError::NoTierTable(config.metrics.tier_year))?;
-        let prepared = prepare(dataset, config);
+        let prepared = Prepared::new(&model, config);
         let frames = Frames::new(&prepared)?;
         Ok(Snapshot {
+            model,
             prepared,
             frames,
             tiers,
             config: config.clone(),
         })
+    }
+
+    /// The snapshot after a batch of records (upserts by natural key, as the store writes
+    /// them): only what the batch touched is prepared again, and everything else is shared
+    /// with this snapshot. The result equals [`Snapshot::build`] of everything at once.
+    pub fn apply(&self, batch: &Dataset) -> Result<Snapshot, EngineError> {
+        let projects: std::collections::BTreeSet<Box<str>> = if batch.issues.is_empty() {
+            Default::default()
+        } else {
+            self.model
+                .issues
+                .values()
+                .map(|i| i.project.clone())
+                .collect()
+        };
+        let mut model = self.model.clone();
+        let touched = model.apply(batch);
+        if touched.is_empty() {
+            return Ok(Snapshot {
+                model,
+                ..self.clone()
+            });
+        }
+        let dirty = prepare::Dirty::of(&model, &touched, &projects);
+        let prepared = self.prepared.update(&model, &self.config, Some(&dirty));
+        let frames = Frames::new(&prepared)?;
+        Ok(Snapshot {
+            model,
+            prepared,
+            frames,
+            tiers: self.tiers.clone(),
+            config: self.config.clone(),
+        })
+    }
+
+    /// What the snapshot knows of the store.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// A change with its names.
+    pub fn change<'a>(&'a self, c: &'a ChangeRow) -> ChangeView<'a> {
+        let names = &self.model.names;
+        ChangeView {
+            service: names.name(c.service),
+            repo: names.name(c.repo),
+            sha: self.model.repos[&c.repo].commits.sha(c.node),
+            deployment_id: &c.deployment_id,
+            deployed_at: model::timestamp(c.deployed_at),
+            start: model::timestamp(c.start),
+            squash_of: c.squash_of,
+            lead_hours: c.lead_hours,
+            fix: c.fix,
+        }
+    }
+
+    /// Every pull request, by repository and number.
+    pub fn pull_views(&self) -> impl Iterator<Item = PullView<'_>> + '_ {
+        let names = &self.model.names;
+        self.model.repos.iter().flat_map(move |(&repo, data)| {
+            data.pulls.values().map(move |pull| PullView {
+                repo: names.name(repo),
+                number: pull.number,
+                title: pull.title.as_deref(),
+                author: pull.author.map(|a| names.name(a)),
+                draft: pull.draft,
+                created_at: model::timestamp(pull.created),
+                ready_at: pull.ready.map(model::timestamp),
+                merged_at: pull.merged.map(model::timestamp),
+                closed_at: pull.closed.map(model::timestamp),
+                reviews: pull.reviews.len(),
+                pull,
+                names,
+            })
+        })
+    }
+
+    /// A pull request's repository, title and author.
+    pub fn describe_pull(&self, p: &PullRow) -> (String, Option<String>, Option<String>) {
+        let names = &self.model.names;
+        let pull = self.model.repos[&p.repo].pulls.get(&p.number);
+        (
+            names.name(p.repo).to_string(),
+            pull.and_then(|p| p.title.as_deref().map(String::from)),
+            pull.and_then(|p| p.author.map(|a| names.name(a).to_string())),
+        )
     }
 
     /// Checks a scope against what the snapshot knows; an unknown repository, service or team
@@ -183,12 +350,16 @@ impl Snapshot {
             .iter()
             .filter(|d| window.contains(d.time) && scope.matches(Some(&d.service), Some(&d.repo)))
             .collect();
-        let changes = p
-            .changes
+        let (start, end) = (
+            window.start().timestamp_micros(),
+            window.end().timestamp_micros(),
+        );
+        let from = p.changes.partition_point(|c| c.deployed_at < start);
+        let to = p.changes.partition_point(|c| c.deployed_at < end);
+        let names = &self.model.names;
+        let changes = p.changes[from..to]
             .iter()
-            .filter(|c| {
-                window.contains(c.deployed_at) && scope.matches(Some(&c.service), Some(&c.repo))
-            })
+            .filter(|c| scope.matches(Some(names.name(c.service)), Some(names.name(c.repo))))
             .collect();
         let in_scope = |i: &&IncidentRow| scope.matches(i.service.as_deref(), i.repo.as_deref());
         let incidents = p
@@ -203,20 +374,24 @@ impl Snapshot {
             .filter(|i| i.resolved_at.is_none() && i.created_at < window.end())
             .filter(in_scope)
             .collect();
-        let attempts = p
-            .attempts
-            .iter()
-            .filter(|d| {
-                let counted = d.status == flowmeter_core::DeploymentStatus::Success
+        let mut attempts = Vec::new();
+        for (&repo, data) in &self.model.repos {
+            let name = self.model.names.name(repo);
+            for d in data.deployments.values() {
+                let counted = d.status() == flowmeter_core::DeploymentStatus::Success
                     && self.config.is_production(&d.environment);
-                let service =
-                    self.config
-                        .service_of_deployment(&d.repo, &d.id, d.service.as_deref());
-                !counted
-                    && window.contains(d.time())
-                    && scope.matches(Some(&service), Some(&d.repo))
-            })
-            .collect();
+                if counted || !window.contains(model::timestamp(d.time())) {
+                    continue;
+                }
+                let service = self
+                    .config
+                    .service_of_deployment(name, &d.id, d.service.as_deref());
+                if scope.matches(Some(&service), Some(name)) {
+                    attempts.push(self.model.deployment_record(repo, d));
+                }
+            }
+        }
+        attempts.sort_by(|a, b| (a.time(), &a.repo, &a.id).cmp(&(b.time(), &b.repo, &b.id)));
         Ok(Receipts {
             deployments,
             changes,
@@ -238,8 +413,14 @@ impl Snapshot {
         window: Window,
         scope: &Scope,
     ) -> Result<Vec<metrics::WeekRow>, EngineError> {
-        let filter = self.scope_filter(scope)?;
-        Ok(metrics::weekly(&self.frames, &window, filter)?)
+        let resolved = self.resolve(scope)?;
+        Ok(metrics::weekly(
+            &self.frames,
+            &window,
+            resolved.expr(),
+            resolved.sym_expr(&self.model.names),
+            &self.model.names,
+        )?)
     }
 
     /// Rule S, the value stream, for the pull requests of a scope (a pull request belongs to
@@ -252,28 +433,41 @@ impl Snapshot {
         now: flowmeter_core::Timestamp,
     ) -> Result<stages::StagesReport, EngineError> {
         let resolved = self.resolve(scope)?;
+        let mut in_scope: std::collections::HashMap<model::Sym, bool> = Default::default();
         let pulls: Vec<&PullRow> = self
             .prepared
             .pulls
             .iter()
             .filter(|p| {
-                self.prepared
-                    .services_of_repo(&p.repo, &self.config)
-                    .iter()
-                    .any(|s| resolved.matches(Some(s), Some(&p.repo)))
+                *in_scope.entry(p.repo).or_insert_with(|| {
+                    let repo = self.model.names.name(p.repo);
+                    self.prepared
+                        .services_of_repo(repo, &self.config)
+                        .iter()
+                        .any(|s| resolved.matches(Some(s), Some(repo)))
+                })
             })
             .collect();
-        Ok(stages::stages(&pulls, window, scope.clone(), now)?)
+        let describe = |p: &PullRow| self.describe_pull(p);
+        Ok(stages::stages(
+            &pulls,
+            window,
+            scope.clone(),
+            now,
+            &describe,
+        )?)
     }
 
     /// The DORA report (D1-D6) for one window and scope.
     pub fn dora(&self, window: Window, scope: &Scope) -> Result<DoraReport, EngineError> {
         use report::*;
-        let filter = self.scope_filter(scope)?;
+        let resolved = self.resolve(scope)?;
+        let filter = resolved.expr();
+        let change_filter = resolved.sym_expr(&self.model.names);
         let f = &self.frames;
         let (deployments, per_week, deploy_days) =
             metrics::deployment_frequency(&f.deployments, &window, filter.clone())?;
-        let (changes, median, p90) = metrics::lead_time(&f.changes, &window, filter.clone())?;
+        let (changes, median, p90) = metrics::lead_time(&f.changes, &window, change_filter)?;
         let (cfr_n, failed, cfr) = metrics::flagged_share(
             &f.deployments,
             &window,

@@ -23,7 +23,8 @@ use columns::*;
 
 const US_PER_DAY: i64 = 86_400_000_000;
 
-/// The prepared rows as frames; times are microseconds since the epoch (UTC).
+/// The prepared rows as frames; times are microseconds since the epoch (UTC). The changes
+/// frame, by far the largest, names services and repositories by their interned numbers.
 #[derive(Debug, Clone)]
 pub struct Frames {
     pub deployments: DataFrame,
@@ -34,18 +35,18 @@ pub struct Frames {
 impl Frames {
     pub fn new(p: &Prepared) -> PolarsResult<Frames> {
         let us = |t: &flowmeter_core::Timestamp| t.timestamp_micros();
+        let changes = df!(
+            SERVICE => p.changes.iter().map(|c| c.service).collect::<Vec<u32>>(),
+            REPO => p.changes.iter().map(|c| c.repo).collect::<Vec<u32>>(),
+            DEPLOYED_AT => p.changes.iter().map(|c| c.deployed_at).collect::<Vec<_>>(),
+            LEAD_HOURS => p.changes.iter().map(|c| c.lead_hours).collect::<Vec<_>>(),
+        )?;
         let deployments = df!(
             SERVICE => p.deployments.iter().map(|d| d.service.as_str()).collect::<Vec<_>>(),
             REPO => p.deployments.iter().map(|d| d.repo.as_str()).collect::<Vec<_>>(),
             TIME => p.deployments.iter().map(|d| us(&d.time)).collect::<Vec<_>>(),
             FAILED => p.deployments.iter().map(|d| d.failed).collect::<Vec<_>>(),
             REWORK => p.deployments.iter().map(|d| d.rework).collect::<Vec<_>>(),
-        )?;
-        let changes = df!(
-            SERVICE => p.changes.iter().map(|c| c.service.as_str()).collect::<Vec<_>>(),
-            REPO => p.changes.iter().map(|c| c.repo.as_str()).collect::<Vec<_>>(),
-            DEPLOYED_AT => p.changes.iter().map(|c| us(&c.deployed_at)).collect::<Vec<_>>(),
-            LEAD_HOURS => p.changes.iter().map(|c| c.lead_hours).collect::<Vec<_>>(),
         )?;
         let incidents = df!(
             SERVICE => p.incidents.iter().map(|i| i.service.as_deref()).collect::<Vec<_>>(),
@@ -250,12 +251,18 @@ fn week_start(week: i64) -> chrono::NaiveDate {
 /// Per ISO week and service: deployments, failed and rework deployments, delivered changes
 /// with their median lead time, and resolved incidents with their median recovery time, for
 /// the weeks the window touches (each figure only from events inside the window).
-pub fn weekly(frames: &Frames, window: &Window, scope: Expr) -> PolarsResult<Vec<WeekRow>> {
+pub fn weekly(
+    frames: &Frames,
+    window: &Window,
+    scope: Expr,
+    change_scope: Expr,
+    names: &crate::model::Names,
+) -> PolarsResult<Vec<WeekRow>> {
     use std::collections::BTreeMap;
-    let group = |df: &DataFrame, time: &str, aggs: Vec<Expr>| -> PolarsResult<DataFrame> {
+    let group = |df: &DataFrame, time: &str, scope: Expr, aggs: Vec<Expr>| {
         df.clone()
             .lazy()
-            .filter(in_window(time, window).and(scope.clone()))
+            .filter(in_window(time, window).and(scope))
             .with_column(week_of(time))
             .group_by([col("week"), col(SERVICE)])
             .agg(aggs)
@@ -264,11 +271,13 @@ pub fn weekly(frames: &Frames, window: &Window, scope: Expr) -> PolarsResult<Vec
     let deployments = group(
         &frames.deployments,
         TIME,
+        scope.clone(),
         vec![count(), sum_of(FAILED), sum_of(REWORK)],
     )?;
     let changes = group(
         &frames.changes,
         DEPLOYED_AT,
+        change_scope,
         vec![count(), col(LEAD_HOURS).median().alias("median")],
     )?;
     let incidents = group(
@@ -279,6 +288,7 @@ pub fn weekly(frames: &Frames, window: &Window, scope: Expr) -> PolarsResult<Vec
             .filter(col(SERVICE).is_not_null())
             .collect()?,
         RESOLVED_AT,
+        scope,
         vec![count(), col(RECOVERY_HOURS).median().alias("median")],
     )?;
     let mut rows: BTreeMap<(i64, String), WeekRow> = BTreeMap::new();
@@ -306,11 +316,23 @@ pub fn weekly(frames: &Frames, window: &Window, scope: Expr) -> PolarsResult<Vec
             .as_materialized_series()
             .cast(&DataType::Int64)?;
         let services = df.column(SERVICE)?.as_materialized_series().clone();
+        let services: Vec<String> = match services.dtype() {
+            DataType::UInt32 => services
+                .u32()?
+                .iter()
+                .map(|s| s.map(|s| names.name(s).to_string()).unwrap_or_default())
+                .collect(),
+            _ => services
+                .str()?
+                .iter()
+                .map(|s| s.unwrap_or_default().to_string())
+                .collect(),
+        };
         Ok(weeks
             .i64()?
             .iter()
-            .zip(services.str()?.iter())
-            .map(|(w, s)| (w.unwrap_or_default(), s.unwrap_or_default().to_string()))
+            .zip(services)
+            .map(|(w, s)| (w.unwrap_or_default(), s))
             .collect())
     };
     let u64s = |df: &DataFrame, name: &str| -> PolarsResult<Vec<u64>> {

@@ -11,15 +11,59 @@ use crate::report::WindowDoc;
 
 /// The stages in the order a change passes them: three from the tracker issue a pull request
 /// links to, then four from the pull request itself.
-pub const STAGES: [&str; 7] = [
-    "backlog",
-    "tracker_in_progress",
-    "tracker_review",
-    "coding",
-    "pickup",
-    "review",
-    "deploy",
-];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    Backlog,
+    TrackerInProgress,
+    TrackerReview,
+    Coding,
+    Pickup,
+    Review,
+    Deploy,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 7] = [
+        Stage::Backlog,
+        Stage::TrackerInProgress,
+        Stage::TrackerReview,
+        Stage::Coding,
+        Stage::Pickup,
+        Stage::Review,
+        Stage::Deploy,
+    ];
+
+    /// The stage's name in documents (`docs/api.md`).
+    pub fn id(self) -> &'static str {
+        match self {
+            Stage::Backlog => "backlog",
+            Stage::TrackerInProgress => "tracker_in_progress",
+            Stage::TrackerReview => "tracker_review",
+            Stage::Coding => "coding",
+            Stage::Pickup => "pickup",
+            Stage::Review => "review",
+            Stage::Deploy => "deploy",
+        }
+    }
+
+    /// The stage as people say it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Backlog => "Backlog",
+            Stage::TrackerInProgress => "In progress",
+            Stage::TrackerReview => "In review on the tracker",
+            Stage::Coding => "Coding",
+            Stage::Pickup => "Waiting for review",
+            Stage::Review => "In review",
+            Stage::Deploy => "Waiting for deploy",
+        }
+    }
+
+    /// The stage of a document name.
+    pub fn of_id(id: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.id() == id)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StagesReport {
@@ -86,17 +130,16 @@ type Stat = (u64, Option<f64>, Option<f64>, f64);
 
 /// Per stage: count, median, p90 and summed hours over the given pull requests.
 fn stage_stats(pulls: &[&PullRow]) -> PolarsResult<Vec<Stat>> {
-    let columns: Vec<Column> = STAGES
+    let columns: Vec<Column> = Stage::ALL
         .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let values: Vec<Option<f64>> = pulls.iter().map(|p| p.stage_hours()[i]).collect();
-            Column::new((*name).into(), values)
+        .map(|&stage| {
+            let values: Vec<Option<f64>> = pulls.iter().map(|p| p.stage_hours(stage)).collect();
+            Column::new(stage.id().into(), values)
         })
         .collect();
     let frame = DataFrame::new_infer_height(columns)?;
     let mut exprs = Vec::new();
-    for name in STAGES {
+    for name in Stage::ALL.map(Stage::id) {
         exprs.push(
             col(name)
                 .count()
@@ -120,9 +163,10 @@ fn stage_stats(pulls: &[&PullRow]) -> PolarsResult<Vec<Stat>> {
             .f64()?
             .get(0))
     };
-    STAGES
+    Stage::ALL
         .iter()
-        .map(|name| {
+        .map(|stage| {
+            let name = stage.id();
             Ok((
                 f(format!("{name}_count"))?.unwrap_or(0.0) as u64,
                 f(format!("{name}_median"))?,
@@ -141,12 +185,16 @@ fn shares(stats: &[Stat]) -> Vec<Option<f64>> {
         .collect()
 }
 
+/// A pull request's repository, title and author, for listings.
+pub type Describe<'a> = dyn Fn(&PullRow) -> (String, Option<String>, Option<String>) + 'a;
+
 /// Rule S for one window over the pull requests already filtered to a scope.
 pub fn stages(
     pulls: &[&PullRow],
     window: Window,
     scope: Scope,
     now: Timestamp,
+    describe: &Describe,
 ) -> PolarsResult<StagesReport> {
     let merged_in = |w: &Window| -> Vec<&PullRow> {
         pulls
@@ -159,12 +207,12 @@ pub fn stages(
     let stats = stage_stats(&current)?;
     let current_shares = shares(&stats);
     let previous_shares = shares(&stage_stats(&merged_in(&window.previous()))?);
-    let stages: Vec<StageStat> = STAGES
+    let stages: Vec<StageStat> = Stage::ALL
         .iter()
         .zip(&stats)
         .zip(&current_shares)
         .map(|((stage, s), share)| StageStat {
-            stage,
+            stage: stage.id(),
             count: s.0,
             median_hours: s.1,
             p90_hours: s.2,
@@ -177,7 +225,7 @@ pub fn stages(
         .filter_map(|(i, share)| share.map(|s| (i, s)))
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(i, share)| Bottleneck {
-            stage: STAGES[i],
+            stage: Stage::ALL[i].id(),
             share,
             previous_share: previous_shares[i],
         });
@@ -185,13 +233,16 @@ pub fn stages(
     let at = window.end().min(now);
     let age =
         |since: Timestamp| (at - since).num_microseconds().unwrap_or(0).max(0) as f64 / US_PER_HOUR;
-    let item = |p: &PullRow, since: Timestamp| WipItem {
-        repo: p.repo.clone(),
-        number: p.number,
-        title: p.title.clone(),
-        author: p.author.clone(),
-        since,
-        age_hours: age(since),
+    let item = |p: &PullRow, since: Timestamp| {
+        let (repo, title, author) = describe(p);
+        WipItem {
+            repo,
+            number: p.number,
+            title,
+            author,
+            since,
+            age_hours: age(since),
+        }
     };
     let mut wip = WorkInProgress {
         at,
@@ -232,7 +283,7 @@ pub fn stages(
         pull_requests: PullCounts {
             merged: current.len() as u64,
             unreviewed: current.iter().filter(|p| p.unreviewed()).count() as u64,
-            unlinked: current.iter().filter(|p| p.issues.is_empty()).count() as u64,
+            unlinked: current.iter().filter(|p| !p.linked).count() as u64,
         },
         stages,
         bottleneck,

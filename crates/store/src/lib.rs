@@ -81,6 +81,8 @@ pub struct Writer {
     kind: RecordKind,
     tx: WriterTx,
     summary: WriteSummary,
+    /// The store generation this write makes, recorded on every row it changes.
+    generation: i64,
 }
 
 impl std::fmt::Debug for Writer {
@@ -97,7 +99,7 @@ impl Writer {
     /// overwrites what an earlier one wrote.
     pub async fn write(&mut self, records: &[Record]) -> Result<()> {
         let table = rows::table(self.kind);
-        let rows = rows::to_rows(self.kind, records);
+        let rows = rows::to_rows(self.kind, records, self.generation);
         let changed = match &mut self.tx {
             WriterTx::Sqlite(tx) => sqlite::upsert(tx, table, &rows).await?,
             WriterTx::Postgres(tx) => pg::upsert(tx, table, &rows).await?,
@@ -107,30 +109,15 @@ impl Writer {
         Ok(())
     }
 
-    /// Makes everything written visible at once, and bumps the store generation when
-    /// anything changed.
+    /// Makes everything written visible at once, with the store generation this write took.
+    /// A write that changed nothing is rolled back, which leaves the generation where it was.
     pub async fn commit(self) -> Result<WriteSummary> {
-        let bump = "UPDATE store_generation SET value = value + 1 WHERE id = 1";
         let changed = self.summary.changed > 0;
         match self.tx {
-            WriterTx::Sqlite(mut tx) => {
-                if changed {
-                    sqlx::query(bump)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(query_error("bump the store generation"))?;
-                }
-                tx.commit().await
-            }
-            WriterTx::Postgres(mut tx) => {
-                if changed {
-                    sqlx::query(bump)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(query_error("bump the store generation"))?;
-                }
-                tx.commit().await
-            }
+            WriterTx::Sqlite(tx) if changed => tx.commit().await,
+            WriterTx::Sqlite(tx) => tx.rollback().await,
+            WriterTx::Postgres(tx) if changed => tx.commit().await,
+            WriterTx::Postgres(tx) => tx.rollback().await,
         }
         .map_err(query_error("commit records"))?;
         Ok(self.summary)
@@ -298,39 +285,77 @@ impl Store {
     /// Starts one transaction that writes records of one kind, in as many batches as the
     /// caller likes; nothing is visible until [`Writer::commit`], and dropping the writer
     /// writes nothing.
+    ///
+    /// The transaction takes the next store generation first, which holds other writers until
+    /// it ends: generations are then made in the order they become visible, so a reader that
+    /// has everything up to generation `g` gets the rest from the rows whose generation is
+    /// greater.
     pub async fn writer(&self, kind: RecordKind) -> Result<Writer> {
-        let tx = match self {
-            Store::Sqlite(pool) => WriterTx::Sqlite(
-                pool.begin()
+        let take = "UPDATE store_generation SET value = value + 1 WHERE id = 1 RETURNING value";
+        let (tx, generation) = match self {
+            Store::Sqlite(pool) => {
+                let mut tx = pool
+                    .begin()
                     .await
-                    .map_err(query_error("begin a transaction"))?,
-            ),
-            Store::Postgres(pool) => WriterTx::Postgres(
-                pool.begin()
+                    .map_err(query_error("begin a transaction"))?;
+                let generation: i64 = sqlx::query_scalar(take)
+                    .fetch_one(&mut *tx)
                     .await
-                    .map_err(query_error("begin a transaction"))?,
-            ),
+                    .map_err(query_error("take the next store generation"))?;
+                (WriterTx::Sqlite(tx), generation)
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool
+                    .begin()
+                    .await
+                    .map_err(query_error("begin a transaction"))?;
+                let generation: i64 = sqlx::query_scalar(take)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(query_error("take the next store generation"))?;
+                (WriterTx::Postgres(tx), generation)
+            }
         };
         Ok(Writer {
             kind,
             tx,
             summary: WriteSummary::default(),
+            generation,
         })
     }
 
     /// Reads every record, in natural-key order.
-    #[tracing::instrument(skip_all)]
     pub async fn load(&self) -> Result<Dataset> {
-        // The same decoding on either backend; only the row type differs.
-        macro_rules! load_records {
-            ($pool:expr) => {{
+        Ok(self.read(None).await?.1)
+    }
+
+    /// The store generation and the records written after generation `since` (every record
+    /// when `None`), with every tracker status, read in one consistent snapshot of the
+    /// database.
+    #[tracing::instrument(skip_all, fields(since))]
+    pub async fn read(&self, since: Option<i64>) -> Result<(i64, Dataset)> {
+        // The same decoding on either backend; only the row type and placeholders differ.
+        macro_rules! read_records {
+            ($tx:expr, $placeholder:literal) => {{
                 use futures_util::TryStreamExt as _;
                 use sqlx::Row as _;
+                let generation: i64 =
+                    sqlx::query_scalar("SELECT value FROM store_generation WHERE id = 1")
+                        .fetch_one(&mut *$tx)
+                        .await
+                        .map_err(query_error("read the store generation"))?;
                 let mut dataset = Dataset::default();
                 for kind in RecordKind::ALL {
                     let table = rows::table(kind);
-                    let mut stream =
-                        sqlx::query(sqlx::AssertSqlSafe(table.select_sql())).fetch($pool);
+                    let sql = match since {
+                        Some(_) => table.changed_sql($placeholder),
+                        None => table.select_sql(),
+                    };
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    if let Some(since) = since {
+                        query = query.bind(since);
+                    }
+                    let mut stream = query.fetch(&mut *$tx);
                     while let Some(row) = stream
                         .try_next()
                         .await
@@ -354,15 +379,87 @@ impl Store {
                         dataset.push(rows::from_row(kind, values)?);
                     }
                 }
-                dataset
+                let statuses: Vec<(String, String)> =
+                    sqlx::query_as("SELECT name, category FROM tracker_statuses")
+                        .fetch_all(&mut *$tx)
+                        .await
+                        .map_err(query_error("read tracker statuses"))?;
+                dataset.status_categories = statuses.into_iter().collect();
+                (generation, dataset)
             }};
         }
-        let mut dataset = match self {
-            Store::Sqlite(pool) => load_records!(pool),
-            Store::Postgres(pool) => load_records!(pool),
+        let read = match self {
+            Store::Sqlite(pool) => {
+                // A read transaction sees one state of the file (WAL).
+                let mut tx = pool.begin().await.map_err(query_error("begin a read"))?;
+                let read = read_records!(tx, "?1");
+                tx.commit().await.map_err(query_error("end a read"))?;
+                read
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(query_error("begin a read"))?;
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("begin a read"))?;
+                let read = read_records!(tx, "$1");
+                tx.commit().await.map_err(query_error("end a read"))?;
+                read
+            }
         };
-        dataset.status_categories = self.status_categories().await?;
-        Ok(dataset)
+        Ok(read)
+    }
+
+    /// The engine's kept model under `key`: the generation it reflects and its bytes.
+    pub async fn engine_snapshot(&self, key: &str) -> Result<Option<(i64, Vec<u8>)>> {
+        let what = "read the engine's snapshot";
+        match self {
+            Store::Sqlite(pool) => {
+                sqlx::query_as("SELECT generation, body FROM engine_snapshots WHERE key = ?1")
+                    .bind(key)
+                    .fetch_optional(pool)
+                    .await
+            }
+            Store::Postgres(pool) => {
+                sqlx::query_as("SELECT generation, body FROM engine_snapshots WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(pool)
+                    .await
+            }
+        }
+        .map_err(query_error(what))
+    }
+
+    /// Keeps the engine's model under `key`, unless a newer one is kept already.
+    pub async fn put_engine_snapshot(&self, key: &str, generation: i64, body: &[u8]) -> Result<()> {
+        let what = "keep the engine's snapshot";
+        let now = chrono::Utc::now();
+        let tail = "ON CONFLICT (key) DO UPDATE SET generation = excluded.generation, \
+                    written_at = excluded.written_at, body = excluded.body \
+                    WHERE engine_snapshots.generation < excluded.generation";
+        match self {
+            Store::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO engine_snapshots (key, generation, written_at, body) VALUES (?1, ?2, ?3, ?4) {tail}"
+            )))
+            .bind(key)
+            .bind(generation)
+            .bind(now)
+            .bind(body)
+            .execute(pool)
+            .await
+            .map(drop),
+            Store::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO engine_snapshots (key, generation, written_at, body) VALUES ($1, $2, $3, $4) {tail}"
+            )))
+            .bind(key)
+            .bind(generation)
+            .bind(now)
+            .bind(body)
+            .execute(pool)
+            .await
+            .map(drop),
+        }
+        .map_err(query_error(what))
     }
 
     /// The tracker's category of each status, by status name.

@@ -57,7 +57,8 @@ impl Table {
     }
 
     /// `ON CONFLICT ... DO UPDATE` that leaves a row alone when nothing differs, so re-imports
-    /// report no change. `distinct` is the dialect's null-safe inequality.
+    /// report no change (and keep the row's generation). `distinct` is the dialect's null-safe
+    /// inequality.
     pub fn upsert_tail(&self, distinct: &str) -> String {
         let non_key: Vec<&str> = self
             .columns
@@ -71,6 +72,7 @@ impl Table {
             .collect();
         let differs: Vec<String> = non_key
             .iter()
+            .filter(|c| **c != GENERATION)
             .map(|c| format!("{}.{c} {distinct} excluded.{c}", self.name))
             .collect();
         format!(
@@ -90,10 +92,23 @@ impl Table {
         )
     }
 
+    /// The rows a write after generation `$1` changed.
+    pub fn changed_sql(&self, placeholder: &str) -> String {
+        format!(
+            "SELECT {} FROM {} WHERE {GENERATION} > {placeholder} ORDER BY {}",
+            self.column_list(),
+            self.name,
+            self.key.join(", ")
+        )
+    }
+
     pub fn count_sql(&self) -> String {
         format!("SELECT COUNT(*) FROM {}", self.name)
     }
 }
+
+/// The column naming the write that last changed a row (the store generation it made).
+pub(crate) const GENERATION: &str = "generation";
 
 const COMMITS: Table = Table {
     name: "commits",
@@ -105,6 +120,7 @@ const COMMITS: Table = Table {
         ("committed_at", Col::Ts),
         ("author", Col::Text),
         ("message", Col::Text),
+        ("generation", Col::Int),
     ],
     key: &["repo", "sha"],
 };
@@ -130,6 +146,7 @@ const PULL_REQUESTS: Table = Table {
         ("deletions", Col::Int),
         ("labels", Col::Text),
         ("reviews", Col::Text),
+        ("generation", Col::Int),
     ],
     key: &["repo", "number"],
 };
@@ -146,6 +163,7 @@ const DEPLOYMENTS: Table = Table {
         ("finished_at", Col::Ts),
         ("service", Col::Text),
         ("url", Col::Text),
+        ("generation", Col::Int),
     ],
     key: &["repo", "id"],
 };
@@ -163,6 +181,7 @@ const INCIDENTS: Table = Table {
         ("severity", Col::Text),
         ("deployment_id", Col::Text),
         ("url", Col::Text),
+        ("generation", Col::Int),
     ],
     key: &["key_scope", "id"],
 };
@@ -183,6 +202,7 @@ const ISSUES: Table = Table {
         ("story_points", Col::Real),
         ("resolved_at", Col::Ts),
         ("transitions", Col::Text),
+        ("generation", Col::Int),
     ],
     key: &["key"],
 };
@@ -213,8 +233,9 @@ fn int(n: Option<u64>) -> Val {
     Val::Int(n.map(|n| n as i64))
 }
 
-/// Rows for the records of one kind, one per natural key (the last record wins).
-pub(crate) fn to_rows(kind: RecordKind, records: &[Record]) -> Vec<Vec<Val>> {
+/// Rows for the records of one kind, one per natural key (the last record wins), written by
+/// the write that makes store generation `generation`.
+pub(crate) fn to_rows(kind: RecordKind, records: &[Record], generation: i64) -> Vec<Vec<Val>> {
     let rows: Vec<Vec<Val>> = records
         .iter()
         .filter_map(|record| match (kind, record) {
@@ -286,6 +307,10 @@ pub(crate) fn to_rows(kind: RecordKind, records: &[Record]) -> Vec<Vec<Val>> {
                 json(&i.transitions),
             ]),
             _ => None,
+        })
+        .map(|mut row| {
+            row.push(Val::Int(Some(generation)));
+            row
         })
         .collect();
     dedupe_by_key(rows, &table(kind).key_positions())

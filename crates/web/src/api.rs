@@ -174,13 +174,14 @@ pub async fn changes(
         .changes
         .iter()
         .map(|c| {
+            let c = view.snapshot.change(c);
             (
-                key(&c.deployed_at, &[&c.service, &c.sha]),
+                key(&c.deployed_at, &[c.service, c.sha]),
                 ChangeItem {
-                    service: c.service.clone(),
-                    repo: c.repo.clone(),
-                    sha: c.sha.clone(),
-                    deployment_id: c.deployment_id.clone(),
+                    service: c.service.to_string(),
+                    repo: c.repo.to_string(),
+                    sha: c.sha.to_string(),
+                    deployment_id: c.deployment_id.to_string(),
                     deployed_at: c.deployed_at,
                     start: c.start,
                     lead_hours: c.lead_hours,
@@ -263,8 +264,8 @@ pub async fn pull_requests(
     let window = filters.window(&view, true)?;
     let scope = view.snapshot.resolve(&filters.scope())?;
     let items = view
-        .pull_requests
-        .iter()
+        .snapshot
+        .pull_views()
         .filter(|p| {
             p.created_at < window.end()
                 && p.closed_at
@@ -276,10 +277,10 @@ pub async fn pull_requests(
             let services = view
                 .snapshot
                 .prepared
-                .services_of_repo(&p.repo, view.snapshot.config());
+                .services_of_repo(p.repo, view.snapshot.config());
             services
                 .iter()
-                .any(|s| scope.matches(Some(s), Some(&p.repo)))
+                .any(|s| scope.matches(Some(s), Some(p.repo)))
         })
         .map(|p| {
             let state = match (p.merged_at, p.closed_at) {
@@ -288,18 +289,18 @@ pub async fn pull_requests(
                 (None, None) => "open",
             };
             (
-                key(&p.created_at, &[&p.repo, &format!("{:010}", p.number)]),
+                key(&p.created_at, &[p.repo, &format!("{:010}", p.number)]),
                 PullRequestItem {
-                    repo: p.repo.clone(),
+                    repo: p.repo.to_string(),
                     number: p.number,
-                    title: p.title.clone(),
-                    author: p.author.clone(),
+                    title: p.title.map(String::from),
+                    author: p.author.map(String::from),
                     state,
                     draft: p.draft,
                     created_at: p.created_at,
                     merged_at: p.merged_at,
                     closed_at: p.closed_at,
-                    reviews: p.reviews.len(),
+                    reviews: p.reviews,
                 },
             )
         })

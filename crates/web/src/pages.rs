@@ -428,12 +428,13 @@ pub struct ChangeLine {
     pub note: String,
 }
 
-fn change_lines(rows: &[&flowmeter_engine::ChangeRow]) -> Vec<ChangeLine> {
+fn change_lines(view: &View, rows: &[&flowmeter_engine::ChangeRow]) -> Vec<ChangeLine> {
     rows.iter()
+        .map(|c| view.snapshot.change(c))
         .map(|c| ChangeLine {
-            service: c.service.clone(),
-            sha: short(&c.sha),
-            deployment: c.deployment_id.clone(),
+            service: c.service.to_string(),
+            sha: short(c.sha),
+            deployment: c.deployment_id.to_string(),
             deployed: time(&c.deployed_at),
             start: time(&c.start),
             lead: hours(Some(c.lead_hours)),
@@ -501,7 +502,7 @@ pub async fn lead_time(
             p90: hours(report.lead_time.p90_hours),
             change_count: report.lead_time.changes,
             histogram: svg::bars(&buckets, "changes by lead time"),
-            slowest: change_lines(&slowest),
+            slowest: change_lines(&view, &slowest),
         })
     })
     .await
@@ -652,8 +653,8 @@ pub async fn pull_requests(
     let config = view.snapshot.config();
     let at = window.end();
     let mut waiting: Vec<(flowmeter_core::Timestamp, PullLine)> = view
-        .pull_requests
-        .iter()
+        .snapshot
+        .pull_views()
         .filter(|p| {
             p.created_at < at
                 && p.merged_at.is_none_or(|t| t >= at)
@@ -663,27 +664,21 @@ pub async fn pull_requests(
         .filter(|p| {
             view.snapshot
                 .prepared
-                .services_of_repo(&p.repo, config)
+                .services_of_repo(p.repo, config)
                 .iter()
-                .any(|s| scope.matches(Some(s), Some(&p.repo)))
+                .any(|s| scope.matches(Some(s), Some(p.repo)))
         })
-        .filter(|p| {
-            !p.reviews.iter().any(|r| {
-                r.submitted_at < at
-                    && Some(&r.reviewer) != p.author.as_ref()
-                    && !config.is_bot(&r.reviewer)
-            })
-        })
+        .filter(|p| !p.reviewed_before(at, config))
         .map(|p| {
             let ready = p.ready_at.unwrap_or(p.created_at);
             let age = (at - ready).num_minutes() as f64 / 60.0;
             (
                 ready,
                 PullLine {
-                    repo: p.repo.clone(),
+                    repo: p.repo.to_string(),
                     number: p.number,
-                    title: p.title.clone().unwrap_or_default(),
-                    author: p.author.clone().unwrap_or_default(),
+                    title: p.title.unwrap_or_default().to_string(),
+                    author: p.author.unwrap_or_default().to_string(),
                     waiting: hours(Some(age)),
                 },
             )
@@ -752,7 +747,7 @@ fn receipt_page(
             ),
             "D2: each change (a commit with at most one parent) delivered by a deployment in the window, from its authored time (squash and rebase merges: the pull request's first commit) to the deployment.",
             Vec::new(),
-            change_lines(&r.changes),
+            change_lines(view, &r.changes),
             Vec::new(),
             format!("/api/v1/changes?{query}"),
         ),
