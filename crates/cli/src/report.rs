@@ -34,11 +34,12 @@ pub struct ReportArgs {
     pub format: Format,
 }
 
-/// Loads the store and prepares a snapshot, off the async threads (Polars must not run there).
+/// The engine's snapshot of the store: the kept model with what was written since, or every
+/// record when none was kept (see `flowmeter_web::state::open_snapshot`).
 pub async fn snapshot(store: &Store, config: Config) -> anyhow::Result<Snapshot> {
-    let dataset = store.load().await.context("load the event store")?;
-    let snapshot =
-        tokio::task::spawn_blocking(move || Snapshot::build(&dataset, &config)).await??;
+    let (_, snapshot) = flowmeter_web::state::open_snapshot(store, &config)
+        .await
+        .context("read the event store")?;
     Ok(snapshot)
 }
 

@@ -518,3 +518,6 @@ impl Snapshot {
         })
     }
 }
+
+#[cfg(test)]
+mod incremental_tests;

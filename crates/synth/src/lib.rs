@@ -15,6 +15,7 @@
 
 mod issues;
 mod org;
+pub mod random;
 mod repo;
 mod text;
 

@@ -3,7 +3,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use flowmeter_core::{Config, PullRequest};
+use flowmeter_core::Config;
 use flowmeter_engine::Snapshot;
 use flowmeter_store::Store;
 
@@ -14,7 +14,6 @@ use crate::telemetry::Metrics;
 pub struct View {
     pub generation: i64,
     pub snapshot: Snapshot,
-    pub pull_requests: Vec<PullRequest>,
     pub built_at: Instant,
     pub build_seconds: f64,
     /// The day after the latest deployment: where default windows end.
@@ -71,37 +70,84 @@ struct Inner {
     loopback_only: std::sync::atomic::AtomicBool,
 }
 
-async fn build_view(store: &Store, config: &Config) -> Result<View, StateError> {
-    let started = Instant::now();
-    // The generation is read first: a write that lands during the load bumps it again, so the
-    // next refresh rebuilds.
-    let generation = store.generation().await?;
-    let dataset = store.load().await?;
+/// Records applied to a kept model beyond which the model is kept again: re-reading a few
+/// changes costs less than writing the whole model.
+const KEEP_AFTER_RECORDS: usize = 20_000;
+
+/// How many records a batch holds.
+fn records_in(batch: &flowmeter_core::Dataset) -> usize {
+    batch.commits.len()
+        + batch.pull_requests.len()
+        + batch.deployments.len()
+        + batch.incidents.len()
+        + batch.issues.len()
+}
+
+/// Opens the engine's snapshot of the store as of its current generation: the model the store
+/// keeps (when one was kept under this configuration) with the records written since applied
+/// to it, else every record. The kept model is brought up to date when it was missing or more
+/// than [`KEEP_AFTER_RECORDS`] records were applied. Polars runs off the async threads.
+pub async fn open_snapshot(store: &Store, config: &Config) -> Result<(i64, Snapshot), StateError> {
+    let key = flowmeter_engine::persist::key(config);
+    let kept = store.engine_snapshot(&key).await?;
+    let decoded = match kept {
+        Some((_, bytes)) => {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || flowmeter_engine::persist::decode(&bytes, &config))
+                .await?
+        }
+        None => None,
+    };
+    let (generation, batch, model) = match decoded {
+        Some((model, since)) => {
+            let (generation, batch) = store.read(Some(since)).await?;
+            (generation, batch, Some(model))
+        }
+        None => {
+            let (generation, batch) = store.read(None).await?;
+            (generation, batch, None)
+        }
+    };
+    let keep = model.is_none() || records_in(&batch) > KEEP_AFTER_RECORDS;
     let config = config.clone();
-    let (snapshot, pull_requests) = tokio::task::spawn_blocking(move || {
-        Snapshot::build(&dataset, &config).map(|s| (s, dataset.pull_requests))
+    let (snapshot, bytes) = tokio::task::spawn_blocking(move || {
+        let snapshot = match model {
+            Some(model) => Snapshot::of_model(model, &config)?.apply(&batch)?,
+            None => Snapshot::build(&batch, &config)?,
+        };
+        let bytes =
+            keep.then(|| flowmeter_engine::persist::encode(snapshot.model(), generation, &config));
+        Ok::<_, StateError>((snapshot, bytes))
     })
     .await??;
+    if let Some(bytes) = bytes {
+        store.put_engine_snapshot(&key, generation, &bytes).await?;
+    }
+    Ok((generation, snapshot))
+}
+
+fn view_of(generation: i64, snapshot: Snapshot, started: Instant) -> View {
     let today = chrono::Utc::now().date_naive() + chrono::Duration::days(1);
     let data_end = snapshot
         .deployment_span()
         .map(|(_, last)| last.date_naive() + chrono::Duration::days(1))
         .map_or(today, |end| end.min(today));
-    Ok(View {
+    View {
         generation,
         snapshot,
-        pull_requests,
         built_at: Instant::now(),
         build_seconds: started.elapsed().as_secs_f64(),
         data_end,
         page_cache: Default::default(),
-    })
+    }
 }
 
 impl AppState {
     /// Loads the store and prepares the first view.
     pub async fn new(store: Store, config: Config) -> Result<AppState, StateError> {
-        let view = build_view(&store, &config).await?;
+        let started = Instant::now();
+        let (generation, snapshot) = open_snapshot(&store, &config).await?;
+        let view = view_of(generation, snapshot, started);
         Ok(AppState {
             inner: Arc::new(Inner {
                 store,
@@ -145,14 +191,21 @@ impl AppState {
         &self.inner.metrics
     }
 
-    /// Rebuilds the view when the store changed since it was built; returns whether it did.
+    /// Applies what changed in the store since the view's generation, when anything did;
+    /// returns whether it did. Only the records written since are read, and only what they
+    /// touched is prepared again.
     pub async fn refresh(&self) -> Result<bool, StateError> {
         let _one_at_a_time = self.inner.rebuild.lock().await;
-        let generation = self.inner.store.generation().await?;
-        if generation == self.view().generation {
+        let current = self.view();
+        if self.inner.store.generation().await? == current.generation {
             return Ok(false);
         }
-        let view = build_view(&self.inner.store, &self.inner.config).await?;
+        let started = Instant::now();
+        let (generation, batch) = self.inner.store.read(Some(current.generation)).await?;
+        let previous = current.clone();
+        let snapshot =
+            tokio::task::spawn_blocking(move || previous.snapshot.apply(&batch)).await??;
+        let view = view_of(generation, snapshot, started);
         *self.inner.current.write().expect("view lock") = Arc::new(view);
         Ok(true)
     }

@@ -5,6 +5,7 @@ mod support;
 mod cli;
 mod github;
 mod import;
+mod incremental;
 mod jira;
 mod rules;
 mod stages;

@@ -148,10 +148,15 @@ pub(crate) fn attribute(
                     seen,
                 };
                 let mut mine: Vec<ChangeRow> = Vec::new();
-                for &node in &delivered {
-                    if !commits.is_change(node) {
-                        continue;
-                    }
+                // In sha order: the first fix and the first change naming an incident are the
+                // evidence, whatever order commits arrived in.
+                let mut by_sha: Vec<u32> = delivered
+                    .iter()
+                    .copied()
+                    .filter(|&n| commits.is_change(n))
+                    .collect();
+                by_sha.sort_by(|&a, &b| commits.sha(a).cmp(commits.sha(b)));
+                for node in by_sha {
                     let (start, squash_of) = change_start(commits, node, pulls, &walk);
                     let pull = pulls.pull_of(node);
                     let subject = commits.subject(node);
@@ -177,7 +182,6 @@ pub(crate) fn attribute(
                         fix: is_fix,
                     });
                 }
-                mine.sort_by(|a, b| commits.sha(a.node).cmp(commits.sha(b.node)));
                 changes.extend(mine);
             }
             let mut rework_reasons = Vec::new();

@@ -260,7 +260,7 @@ pub struct Prepared {
     pub linkage: Linkage,
     pub repos: BTreeSet<String>,
     pub services: BTreeSet<String>,
-    /// Every pull request with its value-stream boundaries (rule S).
+    /// Every pull request with its value-stream boundaries (rule S), by (repository, number).
     pub pulls: Vec<PullRow>,
     /// The services of each repository: where its deployments went, and the configured ones.
     pub repo_services: HashMap<String, BTreeSet<String>>,
@@ -433,6 +433,11 @@ fn finish(partitions: BTreeMap<Sym, Arc<Partition>>, model: &Model, config: &Con
         pulls.extend(p.pulls.iter().cloned());
     }
     deployments.sort_by(|a, b| (a.time, &a.service, &a.id).cmp(&(b.time, &b.service, &b.id)));
+    // By (repository, number): sums over pull requests (stage shares) are then made in one
+    // order whatever order their records arrived in.
+    pulls.sort_by(|a, b| {
+        (model.names.name(a.repo), a.number).cmp(&(model.names.name(b.repo), b.number))
+    });
     // Each partition's changes are in order already: a stable sort merges the runs.
     changes.sort_by(|a, b| {
         (a.deployed_at.cmp(&b.deployed_at))
