@@ -308,6 +308,48 @@ fn engine(c: &mut Criterion) {
         "heap peak while reporting (snapshot included): {}",
         mib(PEAK.load(Ordering::Relaxed) - before)
     );
+
+    // Keeping up with changes: one pushed deployment applied to the snapshot, against
+    // preparing everything again (what a server did for every change before), and the kept
+    // bytes a cold process reads instead of every record.
+    let repo = snapshot.prepared.deployments[0].repo.clone();
+    let mut pushed = Dataset::default();
+    pushed.deployments.push(flowmeter_core::Deployment {
+        repo,
+        id: "bench-push".into(),
+        environment: "production".into(),
+        sha: "0000000000000000000000000000000000000000".into(),
+        status: flowmeter_core::DeploymentStatus::Success,
+        created_at: last,
+        finished_at: None,
+        service: None,
+        url: None,
+    });
+    let mut group = c.benchmark_group("keeping_up");
+    group.sample_size(10);
+    group.bench_function("apply_one_deployment", |b| {
+        b.iter(|| black_box(snapshot.apply(&pushed).expect("apply")))
+    });
+    group.bench_function("prepare_everything_again", |b| {
+        b.iter(|| {
+            black_box(Snapshot::of_model(snapshot.model().clone(), &config).expect("prepare"))
+        })
+    });
+    let bytes = flowmeter_engine::persist::encode(&snapshot, 1, &config);
+    eprintln!("the kept snapshot takes {}", mib(bytes.len()));
+    group.bench_function("encode_kept_snapshot", |b| {
+        b.iter(|| black_box(flowmeter_engine::persist::encode(&snapshot, 1, &config)))
+    });
+    group.bench_function("decode_kept_snapshot", |b| {
+        b.iter(|| {
+            let kept = flowmeter_engine::persist::decode(&bytes, &config).expect("decodes");
+            black_box(
+                Snapshot::of_kept(kept, &Default::default(), &Default::default(), &config)
+                    .expect("snapshot"),
+            )
+        })
+    });
+    group.finish();
 }
 
 criterion_group!(benches, import, import_parts, engine);

@@ -19,3 +19,18 @@ CREATE TABLE engine_snapshots (
     written_at TIMESTAMPTZ NOT NULL,
     body       BYTEA NOT NULL
 );
+
+-- Scheduled syncs shared by the processes serving one store: when each source last finished
+-- (a process holds an advisory lock on the source while it syncs).
+CREATE TABLE sync_runs (
+    source        TEXT NOT NULL PRIMARY KEY,
+    finished_at   TIMESTAMPTZ,
+    claimed_until TIMESTAMPTZ
+);
+
+-- An incident's key scope names what it is: `repo:<repo>` or `service:<service>`, so a
+-- repository's incident and a service's incident with the same id never collide.
+UPDATE incidents SET key_scope = CASE
+    WHEN repo IS NOT NULL THEN 'repo:' || repo
+    ELSE 'service:' || service
+END;

@@ -19,3 +19,18 @@ CREATE TABLE engine_snapshots (
     written_at TEXT NOT NULL,
     body       BLOB NOT NULL
 );
+
+-- Scheduled syncs shared by the processes serving one store: when each source last finished,
+-- and until when a process holds it (SQLite; PostgreSQL holds an advisory lock instead).
+CREATE TABLE sync_runs (
+    source        TEXT NOT NULL PRIMARY KEY,
+    finished_at   TEXT,
+    claimed_until TEXT
+);
+
+-- An incident's key scope names what it is: `repo:<repo>` or `service:<service>`, so a
+-- repository's incident and a service's incident with the same id never collide.
+UPDATE incidents SET key_scope = CASE
+    WHEN repo IS NOT NULL THEN 'repo:' || repo
+    ELSE 'service:' || service
+END;

@@ -36,18 +36,43 @@ pub fn check_exposure(
 pub async fn run(store: Store, config: Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     check_exposure(args.listen, &config, args.insecure_no_auth)?;
     let unguarded = config.server.tokens.is_empty();
+    let config_public_dashboard = config.server.public_dashboard;
     let schedule = crate::sync::spawn_schedule(store.clone(), config.clone());
     let state = flowmeter_web::AppState::new(store, config)
         .await
         .context("prepare the first snapshot")?;
-    // Unguarded on loopback: refuse requests addressed to other names (DNS rebinding).
-    state.loopback_only(unguarded && args.listen.ip().is_loopback());
+    // On loopback: refuse requests addressed to other names (DNS rebinding).
+    state.loopback_only(args.listen.ip().is_loopback());
+    if !unguarded && config_public_dashboard {
+        tracing::warn!(
+            "server.public_dashboard is set: the dashboard's pages are open to anyone who can reach this address; the API still needs a token"
+        );
+        eprintln!(
+            "note: server.public_dashboard is set: pages are open without a token; the API still needs one"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listen on {}", args.listen))?;
     let address = listener.local_addr()?;
+    let metrics = match state.config().server.metrics_listen.as_str() {
+        "" => None,
+        listen => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("listen on {listen} (server.metrics_listen)"))?;
+            let state = state.clone();
+            Some(tokio::spawn(async move {
+                flowmeter_web::serve_metrics(listener, state, flowmeter_web::shutdown_signal())
+                    .await
+            }))
+        }
+    };
     println!("Flowmeter is serving http://{address}/ (Ctrl-C stops it)");
     flowmeter_web::serve(listener, state, flowmeter_web::shutdown_signal()).await?;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     if let Some(schedule) = schedule {
         schedule.abort();
     }

@@ -1,6 +1,7 @@
 //! `flowmeter sync` and `flowmeter replay`: the connectors, with progress on a terminal and log
 //! lines elsewhere, and an exit code that says whether everything synced.
 
+use futures_util::FutureExt as _;
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
@@ -183,42 +184,69 @@ pub fn configured(config: &Config) -> Vec<Source> {
     sources
 }
 
-/// Runs every configured connector now and then every `server.sync_minutes`, logging each
-/// outcome; the server's refresher picks up what they write.
+/// Runs every configured connector now and then every `server.sync_minutes` (or
+/// `sync_seconds`), each source on its own so one that hangs delays no other, logging each
+/// outcome; the server's refresher picks up what they write. Processes serving one store share
+/// the schedule: a source's sync runs in one of them at a time, once per period (the store
+/// claims it, [`Store::claim_sync`]); when that process dies, another takes it over.
 pub fn spawn_schedule(store: Store, config: Config) -> Option<tokio::task::JoinHandle<()>> {
-    let minutes = config.server.sync_minutes;
+    let period = config.server.sync_period()?;
     let sources = configured(&config);
-    if minutes == 0 || sources.is_empty() {
+    if sources.is_empty() {
         return None;
     }
-    Some(tokio::spawn(async move {
-        let mut every =
-            tokio::time::interval(std::time::Duration::from_secs(u64::from(minutes) * 60));
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            for source in &sources {
+    // Due syncs are looked for a few times a period (at least once a minute), so a source left
+    // by a process that died is taken over within that.
+    let check = (period / 4).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    );
+    // A claim outlives a process that died mid-sync by at most this long (SQLite).
+    let lease = (period * 4).max(std::time::Duration::from_secs(3600));
+    let loops = sources.into_iter().map(move |source| {
+        let (store, config) = (store.clone(), config.clone());
+        async move {
+            let mut ticks = tokio::time::interval(check);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
                 let name = source.name();
-                let outcome = run(&store, &config, *source, &flowmeter_ingest::LogProgress).await;
-                match outcome {
-                    Ok(outcome) => {
-                        let records: u64 = outcome.resources.iter().map(|r| r.changed).sum();
-                        let failed: Vec<String> = outcome
-                            .resources
-                            .iter()
-                            .filter_map(|r| {
-                                r.error.as_ref().map(|e| format!("{}: {e}", r.resource))
-                            })
-                            .collect();
-                        if failed.is_empty() {
-                            tracing::info!(source = name, changed = records, "scheduled sync done");
-                        } else {
-                            tracing::warn!(source = name, changed = records, failed = ?failed, "scheduled sync incomplete");
-                        }
+                let claim = match store.claim_sync(name, period, lease).await {
+                    Ok(Some(claim)) => claim,
+                    Ok(None) => continue,
+                    Err(error) => {
+                        tracing::warn!(source = name, %error, "cannot claim the scheduled sync");
+                        continue;
                     }
-                    Err(error) => tracing::error!(source = name, %error, "scheduled sync failed"),
+                };
+                let outcome = run(&store, &config, source, &flowmeter_ingest::LogProgress).await;
+                log_outcome(name, outcome);
+                if let Err(error) = claim.finish().await {
+                    tracing::warn!(source = name, %error, "cannot record the scheduled sync");
                 }
             }
         }
-    }))
+    });
+    Some(tokio::spawn(
+        futures_util::future::join_all(loops).map(drop),
+    ))
+}
+
+fn log_outcome(name: &str, outcome: anyhow::Result<flowmeter_ingest::SyncOutcome>) {
+    match outcome {
+        Ok(outcome) => {
+            let records: u64 = outcome.resources.iter().map(|r| r.changed).sum();
+            let failed: Vec<String> = outcome
+                .resources
+                .iter()
+                .filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.resource)))
+                .collect();
+            if failed.is_empty() {
+                tracing::info!(source = name, changed = records, "scheduled sync done");
+            } else {
+                tracing::warn!(source = name, changed = records, failed = ?failed, "scheduled sync incomplete");
+            }
+        }
+        Err(error) => tracing::error!(source = name, %error, "scheduled sync failed"),
+    }
 }

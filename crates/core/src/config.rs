@@ -333,6 +333,32 @@ pub struct ServerConfig {
     /// Minutes between syncs of the configured connectors (`[github]`, `[jira]`) while serving;
     /// 0 (the default) leaves syncing to `flowmeter sync`.
     pub sync_minutes: u32,
+    /// Seconds between syncs, for schedules finer than a minute; overrides `sync_minutes` when
+    /// not 0.
+    pub sync_seconds: u32,
+    /// Keep the dashboard's pages open when tokens are configured (the API stays guarded).
+    pub public_dashboard: bool,
+    /// The dashboard's address as people reach it (`https://flowmeter.example.com`): the base
+    /// of links in digests; `https` marks session cookies Secure.
+    pub public_url: String,
+    /// Names besides this machine's that a loopback listener answers (a proxy's `Host`).
+    pub allowed_hosts: Vec<String>,
+    /// Serve `/metrics` unguarded on this address too (`127.0.0.1:9100`), for a scraper
+    /// without a token; empty: only on the main address.
+    pub metrics_listen: String,
+    /// Connections served at once; more wait for one to close.
+    pub max_connections: u32,
+}
+
+impl ServerConfig {
+    /// The period of scheduled syncs, if any.
+    pub fn sync_period(&self) -> Option<std::time::Duration> {
+        match (self.sync_seconds, self.sync_minutes) {
+            (0, 0) => None,
+            (0, minutes) => Some(std::time::Duration::from_secs(u64::from(minutes) * 60)),
+            (seconds, _) => Some(std::time::Duration::from_secs(u64::from(seconds))),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -341,6 +367,12 @@ impl Default for ServerConfig {
             refresh_seconds: 5,
             tokens: Vec::new(),
             sync_minutes: 0,
+            sync_seconds: 0,
+            public_dashboard: false,
+            public_url: String::new(),
+            allowed_hosts: Vec::new(),
+            metrics_listen: String::new(),
+            max_connections: 1024,
         }
     }
 }
@@ -611,6 +643,28 @@ impl Config {
         if self.server.refresh_seconds == 0 {
             return Err(config_error("server.refresh_seconds", "must be at least 1"));
         }
+        if self.server.max_connections == 0 {
+            return Err(config_error("server.max_connections", "must be at least 1"));
+        }
+        let url = &self.server.public_url;
+        if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
+            return Err(config_error(
+                "server.public_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        if !self.server.metrics_listen.is_empty()
+            && self
+                .server
+                .metrics_listen
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return Err(config_error(
+                "server.metrics_listen",
+                "must be an address and port, such as 127.0.0.1:9100",
+            ));
+        }
         let mut team_names = std::collections::HashSet::new();
         for (i, team) in self.teams.iter().enumerate() {
             if team.name.trim().is_empty() {
@@ -736,7 +790,10 @@ fn apply_env(
     }
     for list in ["services", "teams", "server.tokens"] {
         let var = format!("FLOWMETER_{}", list.replace('.', "_").to_ascii_uppercase());
-        let Some(raw) = env(&var) else { continue };
+        // Set but empty (`FLOWMETER_SERVER_TOKENS=`) is the same as not set.
+        let Some(raw) = env(&var).filter(|raw| !raw.trim().is_empty()) else {
+            continue;
+        };
         // The error names the variable, never its value: it may hold secrets.
         let parsed: toml::Table = toml::from_str(&format!("list = {raw}"))
             .map_err(|_| config_error(list, format!("{var} is not a TOML array of tables")))?;

@@ -124,6 +124,9 @@ fn pull_request(f: &Fields) -> Result<PullRequest, LineError> {
     }
     let reviews = match f.get("reviews") {
         None => Vec::new(),
+        Some(Value::Array(items)) if items.len() > item_limit("reviews") => {
+            return Err(check_items("reviews", items.len()).unwrap_err());
+        }
         Some(Value::Array(items)) => items
             .iter()
             .enumerate()
@@ -200,6 +203,9 @@ fn incident(f: &Fields) -> Result<Incident, LineError> {
         Some(_) => Some(f.repo("repo")?),
     };
     let service = f.opt_str("service")?;
+    if service.as_ref().is_some_and(|s| s.trim().is_empty()) {
+        return Err(LineError::field("service", "must not be empty"));
+    }
     if repo.is_none() && service.is_none() {
         return Err(LineError::field("repo", "missing (give repo or service)"));
     }
@@ -226,6 +232,9 @@ fn incident(f: &Fields) -> Result<Incident, LineError> {
 fn issue(f: &Fields) -> Result<Issue, LineError> {
     let transitions = match f.get("transitions") {
         None => Vec::new(),
+        Some(Value::Array(items)) if items.len() > item_limit("transitions") => {
+            return Err(check_items("transitions", items.len()).unwrap_err());
+        }
         Some(Value::Array(items)) => items
             .iter()
             .enumerate()
@@ -235,7 +244,15 @@ fn issue(f: &Fields) -> Result<Issue, LineError> {
     };
     let story_points = match f.get("story_points") {
         None => None,
-        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(p) if p.is_finite() && p.abs() <= MAX_POINTS => Some(p),
+            _ => {
+                return Err(LineError::field(
+                    "story_points",
+                    format!("must be a number from -{MAX_POINTS} to {MAX_POINTS}"),
+                ));
+            }
+        },
         Some(_) => return Err(LineError::field("story_points", "must be a number")),
     };
     Ok(Issue {
@@ -295,7 +312,10 @@ impl Fields<'_> {
     fn opt_str(&self, name: &str) -> Result<Option<String>, LineError> {
         match self.get(name) {
             None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::String(s)) => {
+                check_text(name, s)?;
+                Ok(Some(s.clone()))
+            }
             Some(other) => Err(LineError::field(
                 name,
                 format!("must be a string, found {}", kind_of(other)),
@@ -337,16 +357,22 @@ impl Fields<'_> {
     fn str_array(&self, name: &str) -> Result<Vec<String>, LineError> {
         match self.get(name) {
             None => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|item| match item {
-                    Value::String(s) => Ok(s.clone()),
-                    other => Err(LineError::field(
-                        name,
-                        format!("must hold strings, found {}", kind_of(other)),
-                    )),
-                })
-                .collect(),
+            Some(Value::Array(items)) => {
+                check_items(name, items.len())?;
+                items
+                    .iter()
+                    .map(|item| match item {
+                        Value::String(s) => {
+                            check_text(name, s)?;
+                            Ok(s.clone())
+                        }
+                        other => Err(LineError::field(
+                            name,
+                            format!("must hold strings, found {}", kind_of(other)),
+                        )),
+                    })
+                    .collect()
+            }
             Some(other) => Err(LineError::field(
                 name,
                 format!("must be an array, found {}", kind_of(other)),
@@ -373,9 +399,7 @@ impl Fields<'_> {
     fn opt_ts(&self, name: &str) -> Result<Option<Timestamp>, LineError> {
         match self.opt_str(name)? {
             None => Ok(None),
-            Some(s) => chrono::DateTime::parse_from_rfc3339(&s)
-                .map(|t| Some(t.to_utc()))
-                .map_err(|_| LineError::field(name, format!("'{s}' is not an RFC 3339 timestamp"))),
+            Some(s) => parse_time(name, &s).map(Some),
         }
     }
 
@@ -387,9 +411,17 @@ impl Fields<'_> {
     fn opt_u64(&self, name: &str) -> Result<Option<u64>, LineError> {
         match self.get(name) {
             None => Ok(None),
-            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
-                LineError::field(name, format!("must be a non-negative integer, found {n}"))
-            }),
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(v) if v <= MAX_INTEGER => Ok(Some(v)),
+                Some(_) => Err(LineError::field(
+                    name,
+                    format!("{n} is larger than {MAX_INTEGER}"),
+                )),
+                None => Err(LineError::field(
+                    name,
+                    format!("must be a non-negative integer, found {n}"),
+                )),
+            },
             Some(other) => Err(LineError::field(
                 name,
                 format!("must be a non-negative integer, found {}", kind_of(other)),
@@ -413,10 +445,131 @@ fn check_sha(field: &str, sha: &str) -> Result<(), LineError> {
     if sha.is_empty() || !sha.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(LineError::field(
             field,
-            format!("'{sha}' is not a commit sha"),
+            format!("'{}' is not a commit sha", shown(sha)),
+        ));
+    }
+    if sha.len() > MAX_SHA {
+        return Err(LineError::field(
+            field,
+            format!("is longer than {MAX_SHA} characters"),
         ));
     }
     Ok(())
+}
+
+/// The limits every record is held to, the same on every store (docs/import-format.md).
+pub const MAX_SHA: usize = 64;
+/// Identifiers: names, ids, keys, statuses, labels (bytes of UTF-8).
+pub const MAX_IDENTIFIER: usize = 256;
+pub const MAX_URL: usize = 2048;
+/// Titles and summaries.
+pub const MAX_TITLE: usize = 4096;
+/// Commit messages.
+pub const MAX_MESSAGE: usize = 65536;
+/// Integers (pull request numbers, line counts): what every JSON reader holds exactly.
+pub const MAX_INTEGER: u64 = (1 << 53) - 1;
+/// Story points, either way.
+pub const MAX_POINTS: f64 = 1e9;
+/// The earliest and latest times a record may hold (UTC).
+pub fn time_range() -> (Timestamp, Timestamp) {
+    let first = chrono::DateTime::from_timestamp(0, 0).expect("the epoch");
+    let last = "9999-12-31T23:59:59.999999Z".parse().expect("a time");
+    (first, last)
+}
+
+/// The byte limit of a text field, and whether it is free text (where tab, line feed and
+/// carriage return may appear).
+fn text_limit(field: &str) -> (usize, bool) {
+    match field {
+        "message" => (MAX_MESSAGE, true),
+        "title" | "summary" => (MAX_TITLE, true),
+        "url" => (MAX_URL, false),
+        _ => (MAX_IDENTIFIER, false),
+    }
+}
+
+/// How many items an array field may hold.
+fn item_limit(field: &str) -> usize {
+    match field {
+        "parents" => 64,
+        "commits" | "transitions" => 10_000,
+        "labels" => 100,
+        "reviews" => 1_000,
+        _ => 1_000,
+    }
+}
+
+/// A text is within its field's length and holds no control character (NUL included), but tab,
+/// line feed and carriage return in free text.
+fn check_text(field: &str, text: &str) -> Result<(), LineError> {
+    let (limit, free) = text_limit(field);
+    if text.len() > limit {
+        return Err(LineError::field(
+            field,
+            format!("is longer than {limit} bytes ({} bytes)", text.len()),
+        ));
+    }
+    let allowed = |c: char| free && matches!(c, '\t' | '\n' | '\r');
+    if let Some(c) = text
+        .chars()
+        .find(|&c| (c < ' ' || c == '\u{7f}') && !allowed(c))
+    {
+        return Err(LineError::field(
+            field,
+            format!("holds a control character (U+{:04X})", u32::from(c)),
+        ));
+    }
+    Ok(())
+}
+
+fn check_items(field: &str, count: usize) -> Result<(), LineError> {
+    let limit = item_limit(field);
+    if count > limit {
+        return Err(LineError::field(
+            field,
+            format!("holds {count} items, more than {limit}"),
+        ));
+    }
+    Ok(())
+}
+
+/// An RFC 3339 time within [`time_range`], kept to the microsecond (what every store holds).
+fn parse_time(field: &str, text: &str) -> Result<Timestamp, LineError> {
+    use chrono::{SubsecRound as _, Timelike as _};
+    let time = chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.to_utc())
+        .map_err(|_| {
+            LineError::field(
+                field,
+                format!("'{}' is not an RFC 3339 timestamp", shown(text)),
+            )
+        })?;
+    if time.nanosecond() >= 1_000_000_000 {
+        return Err(LineError::field(
+            field,
+            "is a leap second, which no store holds",
+        ));
+    }
+    let (first, last) = time_range();
+    if time < first || time > last {
+        return Err(LineError::field(
+            field,
+            format!(
+                "'{}' is outside 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z",
+                shown(text)
+            ),
+        ));
+    }
+    Ok(time.trunc_subsecs(6))
+}
+
+/// A value as an error message quotes it: at most 80 characters, control characters escaped.
+fn shown(text: &str) -> String {
+    let mut out: String = text.chars().take(80).flat_map(char::escape_debug).collect();
+    if text.chars().count() > 80 {
+        out.push('…');
+    }
+    out
 }
 
 fn kind_of(value: &Value) -> &'static str {

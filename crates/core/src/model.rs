@@ -138,12 +138,15 @@ pub struct Incident {
 }
 
 impl Incident {
-    /// The first half of the natural key: the repo, or the service when no repo is given.
-    pub fn key_scope(&self) -> &str {
-        self.repo
-            .as_deref()
-            .or(self.service.as_deref())
-            .unwrap_or_default()
+    /// The first half of the natural key: `repo:<repo>`, or `service:<service>` when no repo is
+    /// given. The prefix keeps a repository's incident and a service's incident with the same
+    /// id apart even when the service is named like the repository.
+    pub fn key_scope(&self) -> String {
+        match (&self.repo, &self.service) {
+            (Some(repo), _) => format!("repo:{repo}"),
+            (None, Some(service)) => format!("service:{service}"),
+            (None, None) => String::new(),
+        }
     }
 }
 

@@ -16,7 +16,7 @@ pub(crate) struct Classifier<'a> {
 
 impl<'a> Classifier<'a> {
     pub fn new(model: &'a Model, config: &'a Config) -> Self {
-        let projects = model.issues.values().map(|i| &*i.project).collect();
+        let projects = model.projects.keys().map(|p| &**p).collect();
         Classifier {
             config,
             issues: &model.issues,

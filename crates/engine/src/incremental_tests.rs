@@ -22,7 +22,7 @@ impl Store {
             Record::Commit(c) => (0, c.repo.clone(), c.sha.clone()),
             Record::PullRequest(p) => (1, p.repo.clone(), format!("{:010}", p.number)),
             Record::Deployment(d) => (2, d.repo.clone(), d.id.clone()),
-            Record::Incident(i) => (3, i.key_scope().to_string(), i.id.clone()),
+            Record::Incident(i) => (3, i.key_scope(), i.id.clone()),
             Record::Issue(i) => (4, i.key.clone(), String::new()),
         };
         self.records.insert(key, record.clone());
@@ -190,4 +190,66 @@ fn a_batch_prepares_again_only_the_repositories_it_touched() {
         kept += usize::from(same);
     }
     assert!(kept >= 2, "the monorepo and the shop were kept");
+}
+
+/// The overview's weekly series comes from one aggregation; each of its points is what a report
+/// of that week gives.
+#[test]
+fn a_series_point_is_its_bucket_s_report() {
+    let config = Config::from_toml(random::CONFIG, |_| None).unwrap();
+    for seed in [1, 5, 9] {
+        let mut d = Dataset::default();
+        for r in random::records(seed) {
+            d.push(r);
+        }
+        let s = Snapshot::build(&d, &config).unwrap();
+        let start = chrono::NaiveDate::from_ymd_opt(2023, 12, 28).unwrap();
+        for scope in [
+            Scope::default(),
+            Scope {
+                team: Some("shop".into()),
+                ..Scope::default()
+            },
+        ] {
+            let points = s.series(start, 10, 7, &scope).unwrap();
+            for p in points {
+                let window = Window {
+                    from: p.from,
+                    to: p.from + chrono::Duration::days(7),
+                };
+                let r = s.dora(window, &scope).unwrap();
+                assert_eq!(p.deployments, r.deployment_frequency.deployments);
+                assert_eq!(p.changes, r.lead_time.changes);
+                assert_eq!(p.lead_time_median_hours, r.lead_time.median_hours);
+                assert_eq!(p.change_failure_rate(), r.change_failure_rate.rate);
+                assert_eq!(p.rework_rate(), r.rework_rate.rate);
+                assert_eq!(p.incidents_resolved, r.recovery_time.incidents);
+                assert_eq!(p.recovery_median_hours, r.recovery_time.median_hours);
+            }
+        }
+    }
+}
+
+/// A snapshot kept as bytes answers, once read back, exactly as the snapshot it was.
+#[test]
+fn a_kept_snapshot_reads_back_with_every_answer() {
+    let config = Config::from_toml(random::CONFIG, |_| None).unwrap();
+    for seed in [2, 4] {
+        let mut d = Dataset::default();
+        for r in random::records(seed) {
+            d.push(r);
+        }
+        let s = Snapshot::build(&d, &config).unwrap();
+        let bytes = crate::persist::encode(&s, 9, &config);
+        let kept = crate::persist::decode(&bytes, &config).expect("reads back");
+        assert_eq!(kept.generation, 9);
+        let back = Snapshot::of_kept(
+            kept,
+            &crate::model::Touched::default(),
+            &Default::default(),
+            &config,
+        )
+        .unwrap();
+        assert!(answers(&back) == answers(&s), "seed {seed}");
+    }
 }

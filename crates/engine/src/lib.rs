@@ -175,6 +175,8 @@ pub struct Snapshot {
     frames: Frames,
     tiers: TierTable,
     config: Config,
+    /// Pull requests by (creation, repository, number), made the first time a listing asks.
+    pulls_by_creation: std::sync::OnceLock<Vec<(model::Micros, model::Sym, u64)>>,
 }
 
 impl Snapshot {
@@ -195,9 +197,14 @@ impl Snapshot {
     /// A snapshot of a model, prepared whole.
     pub fn of_model(mut model: Model, config: &Config) -> Result<Snapshot, EngineError> {
         model.intern_services(config);
+        let prepared = Prepared::new(&model, config);
+        Snapshot::of_rows(model, prepared, config)
+    }
+
+    /// A snapshot of a model and its prepared rows: their frames and the tier table.
+    fn of_rows(model: Model, prepared: Prepared, config: &Config) -> Result<Snapshot, EngineError> {
         let tiers = TierTable::for_year(config.metrics.tier_year)
             .ok_or(EngineError::NoTierTable(config.metrics.tier_year))?;
-        let prepared = Prepared::new(&model, config);
         let frames = Frames::new(&prepared)?;
         Ok(Snapshot {
             model,
@@ -205,7 +212,28 @@ impl Snapshot {
             frames,
             tiers,
             config: config.clone(),
+            pulls_by_creation: std::sync::OnceLock::new(),
         })
+    }
+
+    /// A snapshot of kept bytes ([`persist::decode`]) with `batch`, the records written since,
+    /// applied: only what they touched is prepared again.
+    pub fn of_kept(
+        kept: persist::Kept,
+        touched: &model::Touched,
+        projects: &std::collections::BTreeSet<Box<str>>,
+        config: &Config,
+    ) -> Result<Snapshot, EngineError> {
+        let mut model = kept.model;
+        model.intern_services(config);
+        let prepared = Prepared::of_partitions(kept.partitions, &model, config);
+        let prepared = if touched.is_empty() {
+            prepared
+        } else {
+            let dirty = prepare::Dirty::of(&model, touched, projects);
+            prepared.update(&model, config, Some(&dirty))
+        };
+        Snapshot::of_rows(model, prepared, config)
     }
 
     /// The snapshot after a batch of records (upserts by natural key, as the store writes
@@ -215,11 +243,7 @@ impl Snapshot {
         let projects: std::collections::BTreeSet<Box<str>> = if batch.issues.is_empty() {
             Default::default()
         } else {
-            self.model
-                .issues
-                .values()
-                .map(|i| i.project.clone())
-                .collect()
+            self.model.projects()
         };
         let mut model = self.model.clone();
         let touched = model.apply(batch);
@@ -231,14 +255,7 @@ impl Snapshot {
         }
         let dirty = prepare::Dirty::of(&model, &touched, &projects);
         let prepared = self.prepared.update(&model, &self.config, Some(&dirty));
-        let frames = Frames::new(&prepared)?;
-        Ok(Snapshot {
-            model,
-            prepared,
-            frames,
-            tiers: self.tiers.clone(),
-            config: self.config.clone(),
-        })
+        Snapshot::of_rows(model, prepared, &self.config)
     }
 
     /// What the snapshot knows of the store.
@@ -264,23 +281,52 @@ impl Snapshot {
 
     /// Every pull request, by repository and number.
     pub fn pull_views(&self) -> impl Iterator<Item = PullView<'_>> + '_ {
-        let names = &self.model.names;
         self.model.repos.iter().flat_map(move |(&repo, data)| {
-            data.pulls.values().map(move |pull| PullView {
-                repo: names.name(repo),
-                number: pull.number,
-                title: pull.title.as_deref(),
-                author: pull.author.map(|a| names.name(a)),
-                draft: pull.draft,
-                created_at: model::timestamp(pull.created),
-                ready_at: pull.ready.map(model::timestamp),
-                merged_at: pull.merged.map(model::timestamp),
-                closed_at: pull.closed.map(model::timestamp),
-                reviews: pull.reviews.len(),
-                pull,
-                names,
-            })
+            data.pulls
+                .values()
+                .map(move |pull| self.pull_view(repo, pull))
         })
+    }
+
+    fn pull_view<'a>(&'a self, repo: model::Sym, pull: &'a model::Pull) -> PullView<'a> {
+        let names = &self.model.names;
+        PullView {
+            repo: names.name(repo),
+            number: pull.number,
+            title: pull.title.as_deref(),
+            author: pull.author.map(|a| names.name(a)),
+            draft: pull.draft,
+            created_at: model::timestamp(pull.created),
+            ready_at: pull.ready.map(model::timestamp),
+            merged_at: pull.merged.map(model::timestamp),
+            closed_at: pull.closed.map(model::timestamp),
+            reviews: pull.reviews.len(),
+            pull,
+            names,
+        }
+    }
+
+    /// Every pull request by (creation, repository, number): the order listings page in.
+    pub fn pulls_by_creation(&self) -> Vec<PullView<'_>> {
+        let order = self.pulls_by_creation.get_or_init(|| {
+            let names = &self.model.names;
+            let mut order: Vec<(model::Micros, model::Sym, u64)> = self
+                .model
+                .repos
+                .iter()
+                .flat_map(|(&repo, data)| {
+                    data.pulls
+                        .values()
+                        .map(move |p| (p.created, repo, p.number))
+                })
+                .collect();
+            order.sort_by(|a, b| (a.0, names.name(a.1), a.2).cmp(&(b.0, names.name(b.1), b.2)));
+            order
+        });
+        order
+            .iter()
+            .map(|&(_, repo, number)| self.pull_view(repo, &self.model.repos[&repo].pulls[&number]))
+            .collect()
     }
 
     /// A pull request's repository, title and author.
@@ -423,6 +469,26 @@ impl Snapshot {
         )?)
     }
 
+    /// The figures of `buckets` consecutive buckets of `bucket_days` days from `start` (see
+    /// [`metrics::series`]): each what a report of its own window gives.
+    pub fn series(
+        &self,
+        start: chrono::NaiveDate,
+        buckets: i64,
+        bucket_days: i64,
+        scope: &Scope,
+    ) -> Result<Vec<metrics::Point>, EngineError> {
+        let resolved = self.resolve(scope)?;
+        Ok(metrics::series(
+            &self.frames,
+            start,
+            buckets,
+            bucket_days,
+            resolved.expr(),
+            resolved.sym_expr(&self.model.names),
+        )?)
+    }
+
     /// Rule S, the value stream, for the pull requests of a scope (a pull request belongs to
     /// every service of its repository). Work in progress is looked at `now` or at the
     /// window's end, whichever is earlier.
@@ -517,6 +583,40 @@ impl Snapshot {
             },
         })
     }
+}
+
+/// Runs `f` over `items` on every core, each item taken by the next free thread, and returns
+/// the results in the items' order.
+pub(crate) fn on_every_core<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len().max(1));
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            return done;
+                        };
+                        done.push((i, f(item)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a worker does not panic"))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 #[cfg(test)]

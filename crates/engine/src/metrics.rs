@@ -78,6 +78,24 @@ fn sum_of(column: &str) -> Expr {
     col(column).cast(DataType::UInt64).sum().alias(column)
 }
 
+/// A column of an aggregate as counts (nulls as 0).
+fn u64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<u64>> {
+    let s = df
+        .column(name)?
+        .as_materialized_series()
+        .cast(&DataType::UInt64)?;
+    Ok(s.u64()?.iter().map(|v| v.unwrap_or(0)).collect())
+}
+
+/// A column of an aggregate as numbers (nulls kept: no data).
+fn f64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
+    let s = df
+        .column(name)?
+        .as_materialized_series()
+        .cast(&DataType::Float64)?;
+    Ok(s.f64()?.iter().collect())
+}
+
 fn first_u64(df: &DataFrame, column: &str) -> PolarsResult<u64> {
     Ok(df
         .column(column)?
@@ -335,20 +353,6 @@ pub fn weekly(
             .map(|(w, s)| (w.unwrap_or_default(), s))
             .collect())
     };
-    let u64s = |df: &DataFrame, name: &str| -> PolarsResult<Vec<u64>> {
-        let s = df
-            .column(name)?
-            .as_materialized_series()
-            .cast(&DataType::UInt64)?;
-        Ok(s.u64()?.iter().map(|v| v.unwrap_or(0)).collect())
-    };
-    let f64s = |df: &DataFrame, name: &str| -> PolarsResult<Vec<Option<f64>>> {
-        let s = df
-            .column(name)?
-            .as_materialized_series()
-            .cast(&DataType::Float64)?;
-        Ok(s.f64()?.iter().collect())
-    };
     let (n, failed, rework) = (
         u64s(&deployments, "count")?,
         u64s(&deployments, FAILED)?,
@@ -369,4 +373,108 @@ pub fn weekly(
         (row.incidents_resolved, row.recovery_median_hours) = (n[i], median[i]);
     }
     Ok(rows.into_values().collect())
+}
+
+/// One bucket of a series: the figures a report of that bucket's window gives.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Point {
+    pub from: chrono::NaiveDate,
+    pub deployments: u64,
+    pub failed: u64,
+    pub rework: u64,
+    pub changes: u64,
+    pub lead_time_median_hours: Option<f64>,
+    pub incidents_resolved: u64,
+    pub recovery_median_hours: Option<f64>,
+}
+
+impl Point {
+    pub fn change_failure_rate(&self) -> Option<f64> {
+        (self.deployments > 0).then(|| self.failed as f64 / self.deployments as f64)
+    }
+
+    pub fn rework_rate(&self) -> Option<f64> {
+        (self.deployments > 0).then(|| self.rework as f64 / self.deployments as f64)
+    }
+}
+
+/// The figures of `buckets` consecutive buckets of `bucket_days` days from `start`, in one
+/// aggregation per frame: each bucket gives what a report of its own window gives, at the cost
+/// of one report for all of them.
+pub fn series(
+    frames: &Frames,
+    start: chrono::NaiveDate,
+    buckets: i64,
+    bucket_days: i64,
+    scope: Expr,
+    change_scope: Expr,
+) -> PolarsResult<Vec<Point>> {
+    let start_us = start
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp_micros();
+    let width = bucket_days * US_PER_DAY;
+    let end_us = start_us + buckets * width;
+    let bucketed = |df: &DataFrame, time: &str, scope: Expr, aggs: Vec<Expr>| {
+        df.clone()
+            .lazy()
+            .filter(
+                col(time)
+                    .gt_eq(lit(start_us))
+                    .and(col(time).lt(lit(end_us)))
+                    .and(scope),
+            )
+            .with_column(((col(time) - lit(start_us)) / lit(width)).alias("bucket"))
+            .group_by([col("bucket")])
+            .agg(aggs)
+            .collect()
+    };
+    let mut points: Vec<Point> = (0..buckets)
+        .map(|b| Point {
+            from: start + chrono::Duration::days(b * bucket_days),
+            ..Point::default()
+        })
+        .collect();
+    let index = |df: &DataFrame| -> PolarsResult<Vec<usize>> {
+        let s = df
+            .column("bucket")?
+            .as_materialized_series()
+            .cast(&DataType::Int64)?;
+        Ok(s.i64()?.iter().map(|b| b.unwrap_or(0) as usize).collect())
+    };
+    let d = bucketed(
+        &frames.deployments,
+        TIME,
+        scope.clone(),
+        vec![count(), sum_of(FAILED), sum_of(REWORK)],
+    )?;
+    let (n, failed, rework) = (u64s(&d, "count")?, u64s(&d, FAILED)?, u64s(&d, REWORK)?);
+    for (i, b) in index(&d)?.into_iter().enumerate() {
+        (points[b].deployments, points[b].failed, points[b].rework) = (n[i], failed[i], rework[i]);
+    }
+    let c = bucketed(
+        &frames.changes,
+        DEPLOYED_AT,
+        change_scope,
+        vec![count(), col(LEAD_HOURS).median().alias("median")],
+    )?;
+    let (n, median) = (u64s(&c, "count")?, f64s(&c, "median")?);
+    for (i, b) in index(&c)?.into_iter().enumerate() {
+        (points[b].changes, points[b].lead_time_median_hours) = (n[i], median[i]);
+    }
+    let r = bucketed(
+        &frames.incidents,
+        RESOLVED_AT,
+        scope,
+        vec![count(), col(RECOVERY_HOURS).median().alias("median")],
+    )?;
+    let (n, median) = (u64s(&r, "count")?, f64s(&r, "median")?);
+    for (i, b) in index(&r)?.into_iter().enumerate() {
+        (
+            points[b].incidents_resolved,
+            points[b].recovery_median_hours,
+        ) = (n[i], median[i]);
+    }
+    Ok(points)
 }

@@ -354,6 +354,14 @@ pub struct Touched {
 }
 
 impl Touched {
+    /// What either touched.
+    pub fn merge(&mut self, other: Touched) {
+        self.repos.extend(other.repos);
+        self.incidents |= other.incidents;
+        self.issues.extend(other.issues);
+        self.statuses |= other.statuses;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.repos.is_empty() && !self.incidents && self.issues.is_empty() && !self.statuses
     }
@@ -368,6 +376,8 @@ pub struct Model {
     /// By (repo or service, id), the store's key.
     pub incidents: Arc<BTreeMap<IncidentKey, IncidentModel>>,
     pub issues: Arc<BTreeMap<Box<str>, Arc<IssueModel>>>,
+    /// The tracker projects of those issues, with how many issues each has.
+    pub projects: Arc<BTreeMap<Box<str>, usize>>,
     pub status_categories: Arc<BTreeMap<String, String>>,
     /// Issue keys (by the pattern, whatever their project) mentioned in each repository's
     /// commit subjects, pull request titles and head branches: where an issue's change is felt.
@@ -405,9 +415,18 @@ impl Model {
     /// Rebuilds the indexes that are not serialized.
     pub fn reindex(&mut self) {
         self.names.reindex();
-        for repo in self.repos.values_mut() {
-            Arc::make_mut(repo).commits.reindex();
-        }
+        let mut repos: Vec<&mut Arc<RepoModel>> = self.repos.values_mut().collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_thread = repos.len().div_ceil(threads.max(1)).max(1);
+        std::thread::scope(|scope| {
+            for chunk in repos.chunks_mut(per_thread) {
+                scope.spawn(move || {
+                    for repo in chunk {
+                        Arc::make_mut(repo).commits.reindex();
+                    }
+                });
+            }
+        });
     }
 
     pub fn repo(&self, sym: Sym) -> Option<&RepoModel> {
@@ -497,7 +516,7 @@ impl Model {
             let incidents = Arc::make_mut(&mut self.incidents);
             for i in &batch.incidents {
                 incidents.insert(
-                    (i.key_scope().into(), i.id.as_str().into()),
+                    (i.key_scope().into_boxed_str(), i.id.as_str().into()),
                     IncidentModel {
                         repo: boxed(&i.repo),
                         service: boxed(&i.service),
@@ -514,8 +533,17 @@ impl Model {
         }
         if !batch.issues.is_empty() {
             let issues = Arc::make_mut(&mut self.issues);
+            let projects = Arc::make_mut(&mut self.projects);
             for i in &batch.issues {
                 touched.issues.insert(i.key.clone());
+                if let Some(old) = issues.get(i.key.as_str()) {
+                    let left = projects.get_mut(&old.project).expect("counted");
+                    *left -= 1;
+                    if *left == 0 {
+                        projects.remove(&old.project);
+                    }
+                }
+                *projects.entry(i.project.as_str().into()).or_default() += 1;
                 let mut transitions: Vec<(Micros, Box<str>)> = i
                     .transitions
                     .iter()
@@ -557,6 +585,11 @@ impl Model {
             self.mentions = Arc::new(mentions);
         }
         touched
+    }
+
+    /// The tracker projects of the issues the model holds.
+    pub fn projects(&self) -> BTreeSet<Box<str>> {
+        self.projects.keys().cloned().collect()
     }
 
     /// Gives the configured services their numbers (a deployment's service is its own, a

@@ -46,6 +46,10 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// The PostgreSQL channel every write that changed records notifies (with its generation) when
+/// it commits, so every process serving the store applies it at once.
+pub const CHANGES_CHANNEL: &str = "flowmeter_changes";
+
 pub(crate) fn query_error(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { what, source }
 }
@@ -116,11 +120,108 @@ impl Writer {
         match self.tx {
             WriterTx::Sqlite(tx) if changed => tx.commit().await,
             WriterTx::Sqlite(tx) => tx.rollback().await,
-            WriterTx::Postgres(tx) if changed => tx.commit().await,
+            WriterTx::Postgres(mut tx) if changed => {
+                // Delivered when (and only if) the transaction commits.
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANGES_CHANNEL)
+                    .bind(self.generation.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("notify readers"))?;
+                tx.commit().await
+            }
             WriterTx::Postgres(tx) => tx.rollback().await,
         }
         .map_err(query_error("commit records"))?;
         Ok(self.summary)
+    }
+}
+
+/// Notifications of the store's changes (PostgreSQL's `LISTEN`); see [`Store::listen`].
+pub struct ChangeListener(sqlx::postgres::PgListener);
+
+impl std::fmt::Debug for ChangeListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChangeListener")
+    }
+}
+
+impl ChangeListener {
+    /// Waits for the next write that changed records (of any process).
+    pub async fn next(&mut self) -> Result<()> {
+        self.0
+            .recv()
+            .await
+            .map(drop)
+            .map_err(query_error("listen for changes"))
+    }
+}
+
+/// A scheduled sync of one source claimed by this process (see [`Store::claim_sync`]): no other
+/// process serving the store runs it until [`SyncClaim::finish`], or until this process dies
+/// (PostgreSQL releases its lock with the connection; SQLite's claim lapses after its lease).
+pub struct SyncClaim {
+    source: String,
+    hold: ClaimHold,
+}
+
+enum ClaimHold {
+    Sqlite(sqlx::SqlitePool),
+    /// The connection holding the advisory lock, taken out of the pool: dropped, it closes.
+    Postgres(sqlx::PgConnection),
+}
+
+impl std::fmt::Debug for SyncClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncClaim")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The advisory lock key of a source's scheduled sync.
+fn sync_lock_key(source: &str) -> i64 {
+    let hash = format!("flowmeter sync {source}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    hash as i64
+}
+
+impl SyncClaim {
+    /// Records that the sync finished (whatever its outcome) and lets others claim it.
+    pub async fn finish(self) -> Result<()> {
+        let what = "finish a scheduled sync";
+        let now = chrono::Utc::now();
+        let tail = "ON CONFLICT (source) DO UPDATE SET finished_at = excluded.finished_at, \
+                    claimed_until = NULL";
+        match self.hold {
+            ClaimHold::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO sync_runs (source, finished_at) VALUES (?1, ?2) {tail}"
+            )))
+            .bind(&self.source)
+            .bind(now)
+            .execute(&pool)
+            .await
+            .map(drop),
+            ClaimHold::Postgres(mut conn) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO sync_runs (source, finished_at) VALUES ($1, $2) {tail}"
+                )))
+                .bind(&self.source)
+                .bind(now)
+                .execute(&mut conn)
+                .await
+                .map_err(query_error(what))?;
+                sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(sync_lock_key(&self.source))
+                    .execute(&mut conn)
+                    .await
+                    .map(drop)
+            }
+        }
+        .map_err(query_error(what))
     }
 }
 
@@ -169,30 +270,20 @@ pub struct RawPayload {
     pub body: String,
 }
 
-/// A database URL with any password replaced and its query dropped, for messages and logs.
-/// Text that is not a URL is not echoed at all.
+/// A database URL for messages and logs: parsed as a URL, with its user information (user and
+/// password, whatever they hold), query and fragment removed. Text that does not parse as a
+/// URL is not echoed at all.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "(not a URL)".to_string();
-    };
-    let rest = rest.split('?').next().unwrap_or_default();
-    let (authority, path) = match rest.find('/') {
-        Some(at) => rest.split_at(at),
-        None => (rest, ""),
-    };
-    // The user information ends at the last '@' of the authority (passwords may hold '@').
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            if userinfo.contains(':') {
-                format!("{user}:***@{host}")
-            } else {
-                format!("{user}@{host}")
-            }
+    match url::Url::parse(url) {
+        Ok(mut parsed) if matches!(parsed.scheme(), "sqlite" | "postgres" | "postgresql") => {
+            let _ = parsed.set_password(None);
+            let _ = parsed.set_username("");
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.to_string()
         }
-        None => authority.to_string(),
-    };
-    format!("{scheme}://{authority}{path}")
+        _ => "(not a URL)".to_string(),
+    }
 }
 
 impl Store {
@@ -253,6 +344,94 @@ impl Store {
         match self {
             Store::Sqlite(_) => Backend::Sqlite,
             Store::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Listens for writes of any process (PostgreSQL); `None` on SQLite, which has no such
+    /// notifications (its readers check the generation instead).
+    pub async fn listen(&self) -> Result<Option<ChangeListener>> {
+        match self {
+            Store::Sqlite(_) => Ok(None),
+            Store::Postgres(pool) => {
+                let what = "listen for changes";
+                let mut listener = sqlx::postgres::PgListener::connect_with(pool)
+                    .await
+                    .map_err(query_error(what))?;
+                listener
+                    .listen(CHANGES_CHANNEL)
+                    .await
+                    .map_err(query_error(what))?;
+                Ok(Some(ChangeListener(listener)))
+            }
+        }
+    }
+
+    /// Claims the scheduled sync of `source` when it is due: no process serving this store
+    /// runs it now, and none finished it within the last `period`. `None` when it is not due.
+    /// `lease` bounds how long a claim lasts if its process dies (SQLite).
+    pub async fn claim_sync(
+        &self,
+        source: &str,
+        period: std::time::Duration,
+        lease: std::time::Duration,
+    ) -> Result<Option<SyncClaim>> {
+        let what = "claim a scheduled sync";
+        let now = chrono::Utc::now();
+        let due_before = now - chrono::Duration::from_std(period).unwrap_or(chrono::TimeDelta::MAX);
+        match self {
+            Store::Sqlite(pool) => {
+                let until =
+                    now + chrono::Duration::from_std(lease).unwrap_or(chrono::TimeDelta::MAX);
+                sqlx::query(
+                    "INSERT INTO sync_runs (source) VALUES (?1) ON CONFLICT (source) DO NOTHING",
+                )
+                .bind(source)
+                .execute(pool)
+                .await
+                .map_err(query_error(what))?;
+                let claimed = sqlx::query(
+                    "UPDATE sync_runs SET claimed_until = ?2 WHERE source = ?1 \
+                     AND (claimed_until IS NULL OR claimed_until < ?3) \
+                     AND (finished_at IS NULL OR finished_at <= ?4)",
+                )
+                .bind(source)
+                .bind(until)
+                .bind(now)
+                .bind(due_before)
+                .execute(pool)
+                .await
+                .map_err(query_error(what))?
+                .rows_affected();
+                Ok((claimed == 1).then(|| SyncClaim {
+                    source: source.to_string(),
+                    hold: ClaimHold::Sqlite(pool.clone()),
+                }))
+            }
+            Store::Postgres(pool) => {
+                let mut conn = pool.acquire().await.map_err(query_error(what))?.detach();
+                let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                    .bind(sync_lock_key(source))
+                    .fetch_one(&mut conn)
+                    .await
+                    .map_err(query_error(what))?;
+                if !locked {
+                    return Ok(None);
+                }
+                let finished: Option<Option<Timestamp>> =
+                    sqlx::query_scalar("SELECT finished_at FROM sync_runs WHERE source = $1")
+                        .bind(source)
+                        .fetch_optional(&mut conn)
+                        .await
+                        .map_err(query_error(what))?;
+                if finished.flatten().is_some_and(|f| f > due_before) {
+                    // Not due: the connection closes, and the lock with it.
+                    return Ok(None);
+                }
+                Ok(Some(SyncClaim {
+                    source: source.to_string(),
+                    hold: ClaimHold::Postgres(conn),
+                }))
+            }
         }
     }
 
@@ -332,8 +511,38 @@ impl Store {
     /// The store generation and the records written after generation `since` (every record
     /// when `None`), with every tracker status, read in one consistent snapshot of the
     /// database.
-    #[tracing::instrument(skip_all, fields(since))]
     pub async fn read(&self, since: Option<i64>) -> Result<(i64, Dataset)> {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
+        let (generation, dataset) =
+            tokio::join!(self.read_each(since, usize::MAX, sender), async {
+                let mut all = Dataset::default();
+                while let Some(part) = receiver.recv().await {
+                    all.commits.extend(part.commits);
+                    all.pull_requests.extend(part.pull_requests);
+                    all.deployments.extend(part.deployments);
+                    all.incidents.extend(part.incidents);
+                    all.issues.extend(part.issues);
+                    all.status_categories.extend(part.status_categories);
+                }
+                all
+            });
+        Ok((generation?, dataset))
+    }
+
+    /// Like [`Store::read`], but sends the records in parts of at most `size` records as it
+    /// reads them (the tracker statuses with the last part), so a reader never holds them all;
+    /// returns the generation they reflect.
+    #[tracing::instrument(skip_all, fields(since))]
+    pub async fn read_each(
+        &self,
+        since: Option<i64>,
+        size: usize,
+        parts: tokio::sync::mpsc::Sender<Dataset>,
+    ) -> Result<i64> {
+        let closed = || StoreError::Query {
+            what: "hand over records",
+            source: sqlx::Error::PoolClosed,
+        };
         // The same decoding on either backend; only the row type and placeholders differ.
         macro_rules! read_records {
             ($tx:expr, $placeholder:literal) => {{
@@ -345,6 +554,7 @@ impl Store {
                         .await
                         .map_err(query_error("read the store generation"))?;
                 let mut dataset = Dataset::default();
+                let mut held = 0usize;
                 for kind in RecordKind::ALL {
                     let table = rows::table(kind);
                     let sql = match since {
@@ -367,7 +577,10 @@ impl Store {
                             .enumerate()
                             .map(|(i, (_, col))| {
                                 Ok(match col {
-                                    rows::Col::Text => rows::Val::Text(row.try_get(i)?),
+                                    rows::Col::Text => rows::Val::Text(
+                                        row.try_get::<Option<String>, _>(i)?
+                                            .map(std::borrow::Cow::Owned),
+                                    ),
                                     rows::Col::Int => rows::Val::Int(row.try_get(i)?),
                                     rows::Col::Real => rows::Val::Real(row.try_get(i)?),
                                     rows::Col::Bool => rows::Val::Bool(row.try_get(i)?),
@@ -377,6 +590,14 @@ impl Store {
                             .collect::<std::result::Result<Vec<rows::Val>, sqlx::Error>>()
                             .map_err(query_error("decode records"))?;
                         dataset.push(rows::from_row(kind, values)?);
+                        held += 1;
+                        if held >= size {
+                            parts
+                                .send(std::mem::take(&mut dataset))
+                                .await
+                                .map_err(|_| closed())?;
+                            held = 0;
+                        }
                     }
                 }
                 let statuses: Vec<(String, String)> =
@@ -385,10 +606,11 @@ impl Store {
                         .await
                         .map_err(query_error("read tracker statuses"))?;
                 dataset.status_categories = statuses.into_iter().collect();
-                (generation, dataset)
+                parts.send(dataset).await.map_err(|_| closed())?;
+                generation
             }};
         }
-        let read = match self {
+        let generation = match self {
             Store::Sqlite(pool) => {
                 // A read transaction sees one state of the file (WAL).
                 let mut tx = pool.begin().await.map_err(query_error("begin a read"))?;
@@ -407,7 +629,7 @@ impl Store {
                 read
             }
         };
-        Ok(read)
+        Ok(generation)
     }
 
     /// The engine's kept model under `key`: the generation it reflects and its bytes.
@@ -436,30 +658,40 @@ impl Store {
         let now = chrono::Utc::now();
         let tail = "ON CONFLICT (key) DO UPDATE SET generation = excluded.generation, \
                     written_at = excluded.written_at, body = excluded.body \
-                    WHERE engine_snapshots.generation < excluded.generation";
-        match self {
-            Store::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO engine_snapshots (key, generation, written_at, body) VALUES (?1, ?2, ?3, ?4) {tail}"
-            )))
-            .bind(key)
-            .bind(generation)
-            .bind(now)
-            .bind(body)
-            .execute(pool)
-            .await
-            .map(drop),
-            Store::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO engine_snapshots (key, generation, written_at, body) VALUES ($1, $2, $3, $4) {tail}"
-            )))
-            .bind(key)
-            .bind(generation)
-            .bind(now)
-            .bind(body)
-            .execute(pool)
-            .await
-            .map(drop),
+                    WHERE engine_snapshots.generation <= excluded.generation";
+        // One snapshot a store: one kept under another key (an older format, another
+        // configuration) is dropped.
+        macro_rules! put {
+            ($pool:expr, $insert:literal, $drop:literal) => {{
+                let mut tx = $pool.begin().await.map_err(query_error(what))?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("{} {tail}", $insert)))
+                    .bind(key)
+                    .bind(generation)
+                    .bind(now)
+                    .bind(body)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error(what))?;
+                sqlx::query($drop)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error(what))?;
+                tx.commit().await.map_err(query_error(what))
+            }};
         }
-        .map_err(query_error(what))
+        match self {
+            Store::Sqlite(pool) => put!(
+                pool,
+                "INSERT INTO engine_snapshots (key, generation, written_at, body) VALUES (?1, ?2, ?3, ?4)",
+                "DELETE FROM engine_snapshots WHERE key <> ?1"
+            ),
+            Store::Postgres(pool) => put!(
+                pool,
+                "INSERT INTO engine_snapshots (key, generation, written_at, body) VALUES ($1, $2, $3, $4)",
+                "DELETE FROM engine_snapshots WHERE key <> $1"
+            ),
+        }
     }
 
     /// The tracker's category of each status, by status name.
@@ -694,11 +926,11 @@ mod tests {
     #[test]
     fn passwords_never_survive_redaction() {
         let cases = [
-            ("postgres://app:secret@db/x", "postgres://app:***@db/x"),
-            ("postgres://app:p@ss@db/x", "postgres://app:***@db/x"),
+            ("postgres://app:secret@db/x", "postgres://db/x"),
+            ("postgres://app:p@ss@db/x", "postgres://db/x"),
             (
                 "postgres://app@db/x?password=secret&sslmode=require",
-                "postgres://app@db/x",
+                "postgres://db/x",
             ),
             (
                 "postgres:///flowmeter?host=/var/run/postgresql",
@@ -706,9 +938,20 @@ mod tests {
             ),
             ("sqlite://flowmeter.db", "sqlite://flowmeter.db"),
             ("app:secret@db/x", "(not a URL)"),
+            // A '/' or '?' in a password ends the authority early for any URL parser: what
+            // follows must not be echoed either.
+            ("postgres://app:Sup3r/Secr3t@db.invalid/x", "(not a URL)"),
+            ("postgres://app:Sup?3r@db.invalid/x", "(not a URL)"),
+            (
+                "postgres://app:S%2Fcr3t@db.invalid:5432/x",
+                "postgres://db.invalid:5432/x",
+            ),
         ];
         for (url, redacted) in cases {
             assert_eq!(redact_url(url), redacted, "{url}");
+            for secret in ["secret", "Secr3t", "Sup3r", "Sup?3r", "S%2Fcr3t", "p@ss"] {
+                assert!(!redact_url(url).contains(secret), "{url}");
+            }
         }
     }
 }

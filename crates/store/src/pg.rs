@@ -1,7 +1,6 @@
-//! The PostgreSQL backend: rows go through `COPY` into a staging table, then one
-//! `INSERT ... SELECT ... ON CONFLICT` upserts them, all in one transaction.
-
-use std::fmt::Write as _;
+//! The PostgreSQL backend: rows go through `COPY` (binary format) into the table, or into a
+//! staging table then one `INSERT ... SELECT ... ON CONFLICT` when keys exist already, all in
+//! one transaction.
 
 use sqlx::PgConnection;
 
@@ -19,7 +18,7 @@ const COPY_CHUNK: usize = 1 << 20;
 pub(crate) async fn upsert(
     conn: &mut PgConnection,
     table: &Table,
-    rows: &[Vec<Val>],
+    rows: &[Vec<Val<'_>>],
 ) -> Result<u64> {
     if rows.is_empty() {
         return Ok(0);
@@ -31,7 +30,10 @@ pub(crate) async fn upsert(
         .map_err(query_error("set a savepoint"))?;
     match copy(
         conn,
-        &format!("COPY {} ({columns}) FROM STDIN", table.name),
+        &format!(
+            "COPY {} ({columns}) FROM STDIN WITH (FORMAT binary)",
+            table.name
+        ),
         rows,
     )
     .await
@@ -66,7 +68,7 @@ pub(crate) async fn upsert(
         .map_err(query_error("empty the staging table"))?;
     copy(
         conn,
-        &format!("COPY {staging} ({columns}) FROM STDIN"),
+        &format!("COPY {staging} ({columns}) FROM STDIN WITH (FORMAT binary)"),
         rows,
     )
     .await
@@ -83,63 +85,54 @@ pub(crate) async fn upsert(
     Ok(changed)
 }
 
-/// Streams rows to a `COPY ... FROM STDIN` statement in its text format.
+/// Streams rows to a `COPY ... FROM STDIN` statement in its binary format.
 async fn copy(
     conn: &mut PgConnection,
     statement: &str,
-    rows: &[Vec<Val>],
+    rows: &[Vec<Val<'_>>],
 ) -> Result<u64, sqlx::Error> {
     let mut copy = conn.copy_in_raw(statement).await?;
-    let mut buffer = String::with_capacity(COPY_CHUNK + 4096);
+    let mut buffer: Vec<u8> = Vec::with_capacity(COPY_CHUNK + 4096);
+    // The signature, no flags, no header extension.
+    buffer.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    buffer.extend_from_slice(&0i32.to_be_bytes());
+    buffer.extend_from_slice(&0i32.to_be_bytes());
     for row in rows {
         copy_row(&mut buffer, row);
         if buffer.len() >= COPY_CHUNK {
-            copy.send(buffer.as_bytes()).await?;
+            copy.send(buffer.as_slice()).await?;
             buffer.clear();
         }
     }
-    if !buffer.is_empty() {
-        copy.send(buffer.as_bytes()).await?;
-    }
+    buffer.extend_from_slice(&(-1i16).to_be_bytes());
+    copy.send(buffer.as_slice()).await?;
     copy.finish().await
 }
 
-/// Appends one row in COPY's text format.
-fn copy_row(out: &mut String, row: &[Val]) {
-    for (i, value) in row.iter().enumerate() {
-        if i > 0 {
-            out.push('\t');
-        }
+/// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
+const PG_EPOCH_US: i64 = 946_684_800_000_000;
+
+/// Appends one row in COPY's binary format: the field count, then each field's length and
+/// bytes (text as UTF-8, BIGINT and DOUBLE PRECISION big-endian, TIMESTAMPTZ as microseconds
+/// since 2000-01-01), -1 for NULL.
+fn copy_row(out: &mut Vec<u8>, row: &[Val<'_>]) {
+    out.extend_from_slice(&(row.len() as i16).to_be_bytes());
+    let field = |out: &mut Vec<u8>, bytes: &[u8]| {
+        out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+        out.extend_from_slice(bytes);
+    };
+    for value in row {
         match value {
-            Val::Text(Some(s)) => escape(out, s),
-            Val::Int(Some(n)) => {
-                let _ = write!(out, "{n}");
-            }
-            Val::Real(Some(r)) => {
-                let _ = write!(out, "{r:?}");
-            }
-            Val::Bool(Some(b)) => out.push(if *b { 't' } else { 'f' }),
-            Val::Ts(Some(t)) => {
-                let _ = write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S%.6f+00"));
-            }
+            Val::Text(Some(s)) => field(out, s.as_bytes()),
+            Val::Int(Some(n)) => field(out, &n.to_be_bytes()),
+            Val::Real(Some(r)) => field(out, &r.to_be_bytes()),
+            Val::Bool(Some(b)) => field(out, &[u8::from(*b)]),
+            Val::Ts(Some(t)) => field(out, &(t.timestamp_micros() - PG_EPOCH_US).to_be_bytes()),
             Val::Text(None)
             | Val::Int(None)
             | Val::Real(None)
             | Val::Bool(None)
-            | Val::Ts(None) => out.push_str("\\N"),
-        }
-    }
-    out.push('\n');
-}
-
-fn escape(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c => out.push(c),
+            | Val::Ts(None) => out.extend_from_slice(&(-1i32).to_be_bytes()),
         }
     }
 }
@@ -149,13 +142,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn copy_text_escapes_and_nulls() {
-        let mut out = String::new();
-        let t = "2024-01-01T00:00:00Z".parse().unwrap();
+    fn copy_binary_fields_and_nulls() {
+        let mut out = Vec::new();
+        let t = "2000-01-01T00:00:01Z".parse().unwrap();
         copy_row(
             &mut out,
             &[
-                Val::Text(Some("a\tb\\c\nd".into())),
+                Val::Text(Some("ab".into())),
                 Val::Text(None),
                 Val::Int(Some(7)),
                 Val::Bool(Some(true)),
@@ -163,9 +156,15 @@ mod tests {
                 Val::Real(Some(2.5)),
             ],
         );
-        assert_eq!(
-            out,
-            "a\\tb\\\\c\\nd\t\\N\t7\tt\t2024-01-01 00:00:00.000000+00\t2.5\n"
-        );
+        let mut expected: Vec<u8> = vec![0, 6];
+        expected.extend([0, 0, 0, 2, b'a', b'b']);
+        expected.extend([0xff, 0xff, 0xff, 0xff]);
+        expected.extend([0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7]);
+        expected.extend([0, 0, 0, 1, 1]);
+        expected.extend([0, 0, 0, 8]);
+        expected.extend(1_000_000i64.to_be_bytes());
+        expected.extend([0, 0, 0, 8]);
+        expected.extend(2.5f64.to_be_bytes());
+        assert_eq!(out, expected);
     }
 }

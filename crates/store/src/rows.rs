@@ -1,7 +1,8 @@
 //! One description per table (columns, key, column types) and the conversions between records
 //! and rows, shared by both backends so they cannot drift apart.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 use flowmeter_core::Timestamp;
 use flowmeter_core::import::RecordKind;
@@ -18,10 +19,11 @@ pub(crate) enum Col {
     Ts,
 }
 
-/// A value of one column, as both backends bind and read it.
+/// A value of one column, as both backends bind and read it; text borrows from the record it
+/// was made of when it can.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Val {
-    Text(Option<String>),
+pub(crate) enum Val<'a> {
+    Text(Option<Cow<'a, str>>),
     Int(Option<i64>),
     Real(Option<f64>),
     Bool(Option<bool>),
@@ -92,13 +94,14 @@ impl Table {
         )
     }
 
-    /// The rows a write after generation `$1` changed.
+    /// The rows a write after generation `$1` changed, in no particular order (each key is
+    /// one row, so the order does not matter, and asking for one would read the whole table
+    /// by its key instead of the few rows by the generation index).
     pub fn changed_sql(&self, placeholder: &str) -> String {
         format!(
-            "SELECT {} FROM {} WHERE {GENERATION} > {placeholder} ORDER BY {}",
+            "SELECT {} FROM {} WHERE {GENERATION} > {placeholder}",
             self.column_list(),
             self.name,
-            self.key.join(", ")
         )
     }
 
@@ -217,32 +220,36 @@ pub(crate) fn table(kind: RecordKind) -> &'static Table {
     }
 }
 
-fn text(s: &str) -> Val {
-    Val::Text(Some(s.to_string()))
+fn text(s: &str) -> Val<'_> {
+    Val::Text(Some(Cow::Borrowed(s)))
 }
 
-fn opt_text(s: &Option<String>) -> Val {
-    Val::Text(s.clone())
+fn opt_text(s: &Option<String>) -> Val<'_> {
+    Val::Text(s.as_deref().map(Cow::Borrowed))
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Val {
-    Val::Text(Some(serde_json::to_string(value).expect("serializable")))
+fn owned(s: String) -> Val<'static> {
+    Val::Text(Some(Cow::Owned(s)))
 }
 
-fn int(n: Option<u64>) -> Val {
+fn json<T: serde::Serialize>(value: &T) -> Val<'static> {
+    owned(serde_json::to_string(value).expect("serializable"))
+}
+
+fn int(n: Option<u64>) -> Val<'static> {
     Val::Int(n.map(|n| n as i64))
 }
 
 /// Rows for the records of one kind, one per natural key (the last record wins), written by
 /// the write that makes store generation `generation`.
-pub(crate) fn to_rows(kind: RecordKind, records: &[Record], generation: i64) -> Vec<Vec<Val>> {
+pub(crate) fn to_rows(kind: RecordKind, records: &[Record], generation: i64) -> Vec<Vec<Val<'_>>> {
     let rows: Vec<Vec<Val>> = records
         .iter()
         .filter_map(|record| match (kind, record) {
             (RecordKind::Commits, Record::Commit(c)) => Some(vec![
                 text(&c.repo),
                 text(&c.sha),
-                text(&c.parents.join(" ")),
+                owned(c.parents.join(" ")),
                 Val::Ts(Some(c.authored_at)),
                 Val::Ts(Some(c.committed_at)),
                 opt_text(&c.author),
@@ -262,7 +269,7 @@ pub(crate) fn to_rows(kind: RecordKind, records: &[Record], generation: i64) -> 
                 opt_text(&p.head_branch),
                 opt_text(&p.head_sha),
                 opt_text(&p.merge_commit_sha),
-                text(&p.commits.join(" ")),
+                owned(p.commits.join(" ")),
                 int(p.additions),
                 int(p.deletions),
                 json(&p.labels),
@@ -280,7 +287,7 @@ pub(crate) fn to_rows(kind: RecordKind, records: &[Record], generation: i64) -> 
                 opt_text(&d.url),
             ]),
             (RecordKind::Incidents, Record::Incident(i)) => Some(vec![
-                text(i.key_scope()),
+                owned(i.key_scope()),
                 text(&i.id),
                 opt_text(&i.repo),
                 opt_text(&i.service),
@@ -316,36 +323,54 @@ pub(crate) fn to_rows(kind: RecordKind, records: &[Record], generation: i64) -> 
     dedupe_by_key(rows, &table(kind).key_positions())
 }
 
-/// Keeps the last row of each key, in first-seen order.
-pub(crate) fn dedupe_by_key(rows: Vec<Vec<Val>>, key: &[usize]) -> Vec<Vec<Val>> {
-    let key_of = |row: &Vec<Val>| -> String {
-        let mut k = String::new();
-        for &i in key {
-            match &row[i] {
-                Val::Text(Some(s)) => k.push_str(s),
-                Val::Int(Some(n)) => k.push_str(&n.to_string()),
-                _ => {}
-            }
-            k.push('\u{1f}');
-        }
-        k
-    };
-    let mut position: HashMap<String, usize> = HashMap::with_capacity(rows.len());
-    let mut out: Vec<Vec<Val>> = Vec::with_capacity(rows.len());
-    for row in rows {
-        match position.entry(key_of(&row)) {
-            std::collections::hash_map::Entry::Occupied(at) => out[*at.get()] = row,
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(out.len());
-                out.push(row);
-            }
-        }
+/// One field of a natural key.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum KeyPart<'v> {
+    Text(&'v str),
+    Int(i64),
+    Null,
+}
+
+fn key_of<'v>(row: &'v [Val<'_>], key: &[usize]) -> Vec<KeyPart<'v>> {
+    key.iter()
+        .map(|&i| match &row[i] {
+            Val::Text(Some(s)) => KeyPart::Text(s),
+            Val::Int(Some(n)) => KeyPart::Int(*n),
+            _ => KeyPart::Null,
+        })
+        .collect()
+}
+
+/// Keeps the last row of each key, in first-seen order. Keys are compared field by field (no
+/// separator joins them, so no text can make two keys one); a batch without a repeated key,
+/// the usual case, is returned as it is.
+pub(crate) fn dedupe_by_key<'a>(rows: Vec<Vec<Val<'a>>>, key: &[usize]) -> Vec<Vec<Val<'a>>> {
+    let mut seen: HashSet<Vec<KeyPart>> = HashSet::with_capacity(rows.len());
+    let repeated = !rows.iter().all(|row| seen.insert(key_of(row, key)));
+    drop(seen);
+    if !repeated {
+        return rows;
     }
-    out
+    let mut last: HashMap<Vec<KeyPart>, usize> = HashMap::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        last.insert(key_of(row, key), i);
+    }
+    let mut first: HashMap<Vec<KeyPart>, usize> = HashMap::with_capacity(last.len());
+    for (i, row) in rows.iter().enumerate() {
+        first.entry(key_of(row, key)).or_insert(i);
+    }
+    // Each key at its first position, holding its last row.
+    let mut keep: Vec<(usize, usize)> = first.iter().map(|(k, &at)| (at, last[k])).collect();
+    keep.sort_unstable();
+    drop((first, last));
+    let mut slots: Vec<Option<Vec<Val<'a>>>> = rows.into_iter().map(Some).collect();
+    keep.into_iter()
+        .map(|(_, from)| slots[from].take().expect("each row taken once"))
+        .collect()
 }
 
 /// Reads a stored row back into a record.
-pub(crate) fn from_row(kind: RecordKind, row: Vec<Val>) -> Result<Record, StoreError> {
+pub(crate) fn from_row(kind: RecordKind, row: Vec<Val<'_>>) -> Result<Record, StoreError> {
     let table = table(kind);
     let mut values = row.into_iter();
     let mut next = || values.next().expect("one value per column");
@@ -354,7 +379,7 @@ pub(crate) fn from_row(kind: RecordKind, row: Vec<Val>) -> Result<Record, StoreE
         message,
     };
     let t = |v: Val| match v {
-        Val::Text(s) => s,
+        Val::Text(s) => s.map(Cow::into_owned),
         _ => None,
     };
     let req_t = |v: Val| t(v).unwrap_or_default();
@@ -451,4 +476,34 @@ pub(crate) fn from_row(kind: RecordKind, row: Vec<Val>) -> Result<Record, StoreE
                 .map_err(|e| corrupt(e.to_string()))?,
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(a: &str, b: &str, v: i64) -> Vec<Val<'static>> {
+        vec![
+            Val::Text(Some(Cow::Owned(a.into()))),
+            Val::Text(Some(Cow::Owned(b.into()))),
+            Val::Int(Some(v)),
+        ]
+    }
+
+    #[test]
+    fn the_last_row_of_a_key_wins_at_its_first_place_and_keys_never_run_together() {
+        // Joined with a separator, ("a\u{1f}b", "c") and ("a", "b\u{1f}c") would be one key.
+        let rows = vec![
+            row("a\u{1f}b", "c", 1),
+            row("a", "b\u{1f}c", 2),
+            row("x", "y", 3),
+            row("a\u{1f}b", "c", 4),
+        ];
+        let kept = dedupe_by_key(rows, &[0, 1]);
+        let values: Vec<&Val> = kept.iter().map(|r| &r[2]).collect();
+        assert_eq!(
+            values,
+            [&Val::Int(Some(4)), &Val::Int(Some(2)), &Val::Int(Some(3))]
+        );
+    }
 }

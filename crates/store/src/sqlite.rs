@@ -12,7 +12,7 @@ const MAX_BINDS: usize = 16_000;
 pub(crate) async fn upsert(
     conn: &mut SqliteConnection,
     table: &Table,
-    rows: &[Vec<Val>],
+    rows: &[Vec<Val<'_>>],
 ) -> Result<u64> {
     let per_statement = (MAX_BINDS / table.columns.len()).max(1);
     let head = format!("INSERT INTO {} ({}) ", table.name, table.column_list());

@@ -28,13 +28,13 @@ pub async fn dora(
         None => {
             let scope = filters.scope();
             let view = view.clone();
-            tokio::task::spawn_blocking(move || -> Result<String, ApiError> {
-                let json = view.snapshot.dora(window, &scope)?.to_json();
-                view.remember(key, json.clone());
-                Ok(json)
-            })
-            .await
-            .map_err(ApiError::internal)??
+            state
+                .heavy(move || -> Result<String, ApiError> {
+                    let json = view.snapshot.dora(window, &scope)?.to_json();
+                    view.remember(key, json.clone());
+                    Ok(json)
+                })
+                .await?
         }
     };
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
@@ -49,9 +49,9 @@ pub async fn stages(
     let window = filters.window(&view, true)?;
     let scope = filters.scope();
     let now = chrono::Utc::now();
-    let report = tokio::task::spawn_blocking(move || view.snapshot.stages(window, &scope, now))
-        .await
-        .map_err(ApiError::internal)??;
+    let report = state
+        .heavy(move || Ok(view.snapshot.stages(window, &scope, now)?))
+        .await?;
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         report.to_json(),
@@ -92,6 +92,43 @@ fn page<T: Serialize>(
     }))
 }
 
+/// One page from rows kept in key order (each key starting with its row's time): the rows the
+/// scope keeps, from the window's start (or after the cursor) up to the window's end. Finding
+/// the start is a binary search, so paging through a window costs as much as reading it once.
+#[allow(clippy::too_many_arguments)]
+fn page_of<R, T: Serialize>(
+    rows: &[R],
+    time: impl Fn(&R) -> flowmeter_core::Timestamp,
+    key_of: impl Fn(&R) -> String,
+    window: flowmeter_core::Window,
+    mut keep: impl FnMut(&R) -> bool,
+    item: impl Fn(&R) -> T,
+    filters: &Filters,
+) -> Result<Json<Page<T>>, ApiError> {
+    let limit = filters.limit()?;
+    let from = rows.partition_point(|r| time(r) < window.start());
+    let from = match filters.cursor()? {
+        Some(after) => rows.partition_point(|r| key_of(r) <= after).max(from),
+        None => from,
+    };
+    let mut taken: Vec<&R> = rows[from..]
+        .iter()
+        .take_while(|r| time(r) < window.end())
+        .filter(|r| keep(r))
+        .take(limit + 1)
+        .collect();
+    let next_cursor = if taken.len() > limit {
+        taken.truncate(limit);
+        taken.last().map(|r| encode_cursor(&key_of(r)))
+    } else {
+        None
+    };
+    Ok(Json(Page {
+        items: taken.into_iter().map(item).collect(),
+        next_cursor,
+    }))
+}
+
 /// A sort key that orders by time, then by the given names.
 fn key(t: &flowmeter_core::Timestamp, names: &[&str]) -> String {
     let mut key = format!("{:020}", t.timestamp_micros().max(0));
@@ -124,29 +161,27 @@ pub async fn deployments(
 ) -> Result<Json<Page<DeploymentItem>>, ApiError> {
     let view = state.view();
     let window = filters.window(&view, true)?;
-    let receipts = view.snapshot.receipts(window, &filters.scope())?;
-    let items = receipts
-        .deployments
-        .iter()
-        .map(|d| {
-            (
-                key(&d.time, &[&d.service, &d.id]),
-                DeploymentItem {
-                    service: d.service.clone(),
-                    repo: d.repo.clone(),
-                    id: d.id.clone(),
-                    sha: d.sha.clone(),
-                    time: d.time,
-                    baseline: d.baseline,
-                    failed: d.failed,
-                    rework: d.rework,
-                    rework_reasons: d.rework_reasons.clone(),
-                    changes: d.changes,
-                },
-            )
-        })
-        .collect();
-    page(items, &filters)
+    let scope = view.snapshot.resolve(&filters.scope())?;
+    page_of(
+        &view.snapshot.prepared.deployments,
+        |d| d.time,
+        |d| key(&d.time, &[&d.service, &d.id]),
+        window,
+        |d| scope.matches(Some(&d.service), Some(&d.repo)),
+        |d| DeploymentItem {
+            service: d.service.clone(),
+            repo: d.repo.clone(),
+            id: d.id.clone(),
+            sha: d.sha.clone(),
+            time: d.time,
+            baseline: d.baseline,
+            failed: d.failed,
+            rework: d.rework,
+            rework_reasons: d.rework_reasons.clone(),
+            changes: d.changes,
+        },
+        &filters,
+    )
 }
 
 #[derive(Debug, Serialize)]
@@ -169,29 +204,36 @@ pub async fn changes(
 ) -> Result<Json<Page<ChangeItem>>, ApiError> {
     let view = state.view();
     let window = filters.window(&view, true)?;
-    let receipts = view.snapshot.receipts(window, &filters.scope())?;
-    let items = receipts
-        .changes
-        .iter()
-        .map(|c| {
-            let c = view.snapshot.change(c);
-            (
-                key(&c.deployed_at, &[c.service, c.sha]),
-                ChangeItem {
-                    service: c.service.to_string(),
-                    repo: c.repo.to_string(),
-                    sha: c.sha.to_string(),
-                    deployment_id: c.deployment_id.to_string(),
-                    deployed_at: c.deployed_at,
-                    start: c.start,
-                    lead_hours: c.lead_hours,
-                    squash_of: c.squash_of,
-                    fix: c.fix,
-                },
-            )
-        })
-        .collect();
-    page(items, &filters)
+    let scope = view.snapshot.resolve(&filters.scope())?;
+    let s = &view.snapshot;
+    page_of(
+        &s.prepared.changes,
+        |c| s.change(c).deployed_at,
+        |c| {
+            let c = s.change(c);
+            key(&c.deployed_at, &[c.service, c.sha])
+        },
+        window,
+        |c| {
+            let c = s.change(c);
+            scope.matches(Some(c.service), Some(c.repo))
+        },
+        |c| {
+            let c = s.change(c);
+            ChangeItem {
+                service: c.service.to_string(),
+                repo: c.repo.to_string(),
+                sha: c.sha.to_string(),
+                deployment_id: c.deployment_id.to_string(),
+                deployed_at: c.deployed_at,
+                start: c.start,
+                lead_hours: c.lead_hours,
+                squash_of: c.squash_of,
+                fix: c.fix,
+            }
+        },
+        &filters,
+    )
 }
 
 #[derive(Debug, Serialize)]
@@ -263,49 +305,48 @@ pub async fn pull_requests(
     let view = state.view();
     let window = filters.window(&view, true)?;
     let scope = view.snapshot.resolve(&filters.scope())?;
-    let items = view
-        .snapshot
-        .pull_views()
-        .filter(|p| {
-            p.created_at < window.end()
-                && p.closed_at
-                    .or(p.merged_at)
-                    .is_none_or(|c| c >= window.start())
-        })
-        .filter(|p| {
+    let config = view.snapshot.config();
+    let pulls = view.snapshot.pulls_by_creation();
+    let mut in_scope: std::collections::HashMap<&str, bool> = Default::default();
+    // Open at some point in the window: created before its end, not closed before its start.
+    page_of(
+        &pulls,
+        |p| p.created_at.max(window.start()),
+        |p| key(&p.created_at, &[p.repo, &format!("{:010}", p.number)]),
+        window,
+        |p| {
+            let open_in_window = p
+                .closed_at
+                .or(p.merged_at)
+                .is_none_or(|c| c >= window.start());
             // A pull request belongs to every service of its repository.
-            let services = view
-                .snapshot
-                .prepared
-                .services_of_repo(p.repo, view.snapshot.config());
-            services
-                .iter()
-                .any(|s| scope.matches(Some(s), Some(p.repo)))
-        })
-        .map(|p| {
-            let state = match (p.merged_at, p.closed_at) {
+            let scoped = *in_scope.entry(p.repo).or_insert_with(|| {
+                view.snapshot
+                    .prepared
+                    .services_of_repo(p.repo, config)
+                    .iter()
+                    .any(|s| scope.matches(Some(s), Some(p.repo)))
+            });
+            open_in_window && scoped
+        },
+        |p| PullRequestItem {
+            repo: p.repo.to_string(),
+            number: p.number,
+            title: p.title.map(String::from),
+            author: p.author.map(String::from),
+            state: match (p.merged_at, p.closed_at) {
                 (Some(_), _) => "merged",
                 (None, Some(_)) => "closed",
                 (None, None) => "open",
-            };
-            (
-                key(&p.created_at, &[p.repo, &format!("{:010}", p.number)]),
-                PullRequestItem {
-                    repo: p.repo.to_string(),
-                    number: p.number,
-                    title: p.title.map(String::from),
-                    author: p.author.map(String::from),
-                    state,
-                    draft: p.draft,
-                    created_at: p.created_at,
-                    merged_at: p.merged_at,
-                    closed_at: p.closed_at,
-                    reviews: p.reviews,
-                },
-            )
-        })
-        .collect();
-    page(items, &filters)
+            },
+            draft: p.draft,
+            created_at: p.created_at,
+            merged_at: p.merged_at,
+            closed_at: p.closed_at,
+            reviews: p.reviews,
+        },
+        &filters,
+    )
 }
 
 /// Parses a push body (one record or an array) with the import format's rules; the first bad
@@ -361,18 +402,17 @@ async fn push(
         });
     }
     let records = parse_push(kind, &body)?;
+    // Validated already: whatever the store answers now is about the store (unreachable, busy
+    // with another writer past its wait), and the sender should retry.
     let summary = state
         .store()
         .write(kind, &records)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store_unavailable)?;
     // The view catches up in the background; the answer does not wait for it.
-    let refresher = state.clone();
-    tokio::spawn(async move {
-        if let Err(e) = refresher.refresh().await {
-            tracing::error!(error = %e, "refreshing after a push failed");
-        }
-    });
+    if summary.changed > 0 {
+        state.wake();
+    }
     Ok((
         StatusCode::CREATED,
         Json(json!({"received": summary.received, "changed": summary.changed})),
@@ -424,9 +464,9 @@ pub async fn export_csv(
     let view = state.view();
     let window = filters.window(&view, false)?;
     let scope = filters.scope();
-    let rows = tokio::task::spawn_blocking(move || view.snapshot.weekly(window, &scope))
-        .await
-        .map_err(ApiError::internal)??;
+    let rows = state
+        .heavy(move || Ok(view.snapshot.weekly(window, &scope)?))
+        .await?;
     let mut out = String::from(
         "iso_week,week_start,service,deployments,failed_deployments,change_failure_rate,rework_deployments,changes,lead_time_median_hours,incidents_resolved,recovery_median_hours,definitions_version\r\n",
     );

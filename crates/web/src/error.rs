@@ -13,12 +13,35 @@ pub struct ApiError {
     pub message: String,
 }
 
+/// Seconds a client is asked to wait when the server or its store is busy.
+pub const RETRY_AFTER_SECONDS: u64 = 2;
+
 impl ApiError {
     pub fn bad_request(param: &str, message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::BAD_REQUEST,
             param: Some(param.into()),
             message: message.into(),
+        }
+    }
+
+    /// 503 with `Retry-After`: too much work waits already; a client should come back soon.
+    pub fn busy() -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            param: None,
+            message: "the server is busy; retry shortly".into(),
+        }
+    }
+
+    /// 503 with `Retry-After`: the store did not take the write (unavailable, or busy with
+    /// another writer); nothing was written and the same request may be sent again.
+    pub fn store_unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(cause = %cause, "the store did not take a write");
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            param: None,
+            message: "the store is unavailable; nothing was written, retry shortly".into(),
         }
     }
 
@@ -58,6 +81,13 @@ impl IntoResponse for ApiError {
             "param": self.param,
             "message": self.message,
         }});
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }

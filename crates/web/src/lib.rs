@@ -43,6 +43,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/sources"),
     ("GET", "/receipts/{metric}"),
     ("GET", "/static/style.css"),
+    ("GET", "/signin"),
+    ("POST", "/signin"),
+    ("GET", "/signout"),
+    ("POST", "/signout"),
     ("GET", "/api/v1/dora"),
     ("GET", "/api/v1/stages"),
     ("GET", "/api/v1/deployments"),
@@ -70,6 +74,8 @@ pub fn app(state: AppState) -> Router {
         .route("/sources", get(pages::sources))
         .route("/receipts/{metric}", get(pages::receipts))
         .route("/static/style.css", get(pages::stylesheet))
+        .route("/signin", get(auth::signin_form).post(auth::signin))
+        .route("/signout", get(auth::signout).post(auth::signout))
         .route("/api/v1/dora", get(api::dora))
         .route("/api/v1/stages", get(api::stages))
         .route(
@@ -99,6 +105,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             telemetry::record,
         ))
+        .layer(axum::middleware::from_fn(auth::security_headers))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
@@ -110,18 +117,79 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the application until `shutdown` completes, then lets requests in flight finish.
+/// How long a connection may take to send a request's headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long requests in flight may take to finish after shutdown was asked for.
+const DRAIN: Duration = Duration::from_secs(30);
+
+/// Serves the application until `shutdown` completes, then lets requests in flight finish (for
+/// at most 30 seconds). At most `server.max_connections` connections are served at once (more
+/// wait in the listen queue), and a connection must send each request's headers within
+/// [`HEADER_READ_TIMEOUT`]: half-sent requests cannot hold the server's sockets.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let refresher = state.spawn_refresher();
-    let result = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limit = state.config().server.max_connections as usize;
+    let app = app(state);
+    let connections = std::sync::Arc::new(tokio::sync::Semaphore::new(limit));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit.expect("never closed"),
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        // No upgrades (WebSockets) are served, so a plain HTTP/1 connection will do.
+        let connection =
+            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _slot = permit;
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "a connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN) => tracing::warn!("requests still running after the drain period were cut"),
+    }
     refresher.abort();
-    result
+    Ok(())
+}
+
+/// Serves `/metrics` alone, unguarded, on another address (`server.metrics_listen`), until
+/// `shutdown` completes.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(telemetry::metrics))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

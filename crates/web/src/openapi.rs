@@ -169,6 +169,13 @@ pub fn document() -> Value {
             "/sources": page("Where the data comes from: records in the store, the snapshot shown, and when each connector cursor last moved.", filters(false)),
             "/receipts/{metric}": {"get": {"summary": "The rows behind one number and the rule applied.", "parameters": receipt_params, "responses": {"200": {"description": "HTML page.", "content": {"text/html": {}}}, "400": error(), "404": error()}}},
             "/static/style.css": {"get": {"summary": "The dashboard's stylesheet.", "responses": {"200": {"description": "CSS.", "content": {"text/css": {}}}}}},
+            "/signin": {
+                "get": {"summary": "The sign-in form (when tokens are configured).", "responses": {"200": {"description": "HTML page.", "content": {"text/html": {}}}}},
+                "post": {"summary": "Sign in with a token: sets an HttpOnly, SameSite=Strict session cookie.", "requestBody": {"required": true, "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}, "next": {"type": "string"}}}}}},
+                    "responses": {"303": {"description": "Signed in; on to `next`."}, "401": {"description": "Not a token of this server."}, "415": {"description": "Not a form."}}}},
+            "/signout": {
+                "get": {"summary": "Sign out: clears the session cookie.", "responses": {"303": {"description": "On to the sign-in form."}}},
+                "post": {"summary": "Sign out: clears the session cookie.", "responses": {"303": {"description": "On to the sign-in form."}}}},
             "/api/v1/dora": {"get": {"summary": "The DORA report document (docs/api.md), identical to `flowmeter report`.", "parameters": filters(true), "responses": {
                 "200": {"description": "The report.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DoraReport"}}}},
                 "400": error(), "401": error(), "404": error()}}},

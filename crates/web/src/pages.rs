@@ -131,6 +131,38 @@ fn short(sha: &str) -> String {
     sha.chars().take(9).collect()
 }
 
+/// Rows a list page shows at a time.
+const PAGE_ROWS: usize = 100;
+
+/// Where a list page is: which page of how many, with links that keep the window and filters.
+pub struct Pager {
+    pub page: usize,
+    pub pages: usize,
+    pub rows: usize,
+    pub previous: Option<String>,
+    pub next: Option<String>,
+}
+
+impl Pager {
+    /// The page `page` of `rows` rows, and the range of rows it shows.
+    fn new(path: &str, query: &str, page: usize, rows: usize) -> (Pager, std::ops::Range<usize>) {
+        let pages = rows.div_ceil(PAGE_ROWS).max(1);
+        let page = page.min(pages);
+        let link = |p: usize| format!("{path}?{query}&page={p}");
+        let start = (page - 1) * PAGE_ROWS;
+        (
+            Pager {
+                page,
+                pages,
+                rows,
+                previous: (page > 1).then(|| link(page - 1)),
+                next: (page < pages).then(|| link(page + 1)),
+            },
+            start..(start + PAGE_ROWS).min(rows),
+        )
+    }
+}
+
 /// One of the five numbers on the overview.
 pub struct Card {
     pub slug: &'static str,
@@ -171,8 +203,14 @@ struct OverviewPage {
     weeks: usize,
 }
 
-fn cards(now: &DoraReport, before: &DoraReport, weekly: &[DoraReport], days: i64) -> Vec<Card> {
-    let series = |f: &dyn Fn(&DoraReport) -> Option<f64>| weekly.iter().map(f).collect::<Vec<_>>();
+fn cards(
+    now: &DoraReport,
+    before: &DoraReport,
+    weekly: &[flowmeter_engine::metrics::Point],
+    days: i64,
+) -> Vec<Card> {
+    use flowmeter_engine::metrics::Point;
+    let series = |f: &dyn Fn(&Point) -> Option<f64>| weekly.iter().map(f).collect::<Vec<_>>();
     let (df, lt, cfr, rt, rw) = (
         &now.deployment_frequency,
         &now.lead_time,
@@ -200,7 +238,7 @@ fn cards(now: &DoraReport, before: &DoraReport, weekly: &[DoraReport], days: i64
                 days,
             ),
             sparkline: svg::sparkline(
-                &series(&|r| Some(r.deployment_frequency.deployments as f64)),
+                &series(&|p| Some(p.deployments as f64)),
                 "deployments per week",
             ),
         },
@@ -216,7 +254,7 @@ fn cards(now: &DoraReport, before: &DoraReport, weekly: &[DoraReport], days: i64
             tier: tier_name(lt.tier),
             trend: trend(lt.median_hours, before.lead_time.median_hours, true, days),
             sparkline: svg::sparkline(
-                &series(&|r| r.lead_time.median_hours),
+                &series(&|p| p.lead_time_median_hours),
                 "median lead time per week, hours",
             ),
         },
@@ -228,7 +266,7 @@ fn cards(now: &DoraReport, before: &DoraReport, weekly: &[DoraReport], days: i64
             tier: tier_name(cfr.tier),
             trend: trend(cfr.rate, before.change_failure_rate.rate, true, days),
             sparkline: svg::sparkline(
-                &series(&|r| r.change_failure_rate.rate),
+                &series(&|p| p.change_failure_rate()),
                 "change failure rate per week",
             ),
         },
@@ -248,7 +286,7 @@ fn cards(now: &DoraReport, before: &DoraReport, weekly: &[DoraReport], days: i64
                 days,
             ),
             sparkline: svg::sparkline(
-                &series(&|r| r.recovery_time.median_hours),
+                &series(&|p| p.recovery_median_hours),
                 "median recovery time per week, hours",
             ),
         },
@@ -262,17 +300,9 @@ fn cards(now: &DoraReport, before: &DoraReport, weekly: &[DoraReport], days: i64
             ),
             tier: "no tier table",
             trend: trend(rw.rate, before.rework_rate.rate, true, days),
-            sparkline: svg::sparkline(&series(&|r| r.rework_rate.rate), "rework rate per week"),
+            sparkline: svg::sparkline(&series(&|p| p.rework_rate()), "rework rate per week"),
         },
     ]
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(ApiError::internal)?
 }
 
 pub async fn overview(
@@ -285,36 +315,32 @@ pub async fn overview(
     if let Some(html) = view.cached(&key) {
         return Ok(Html(html).into_response());
     }
-    blocking(move || {
-        let scope = filters.scope();
-        let s = &view.snapshot;
-        let now = s.dora(window, &scope)?;
-        let before = s.dora(window.previous(), &scope)?;
-        // At most the last two years of weeks in a sparkline.
-        let whole_weeks = window.days() / 7;
-        let weeks: Vec<Window> = (whole_weeks.saturating_sub(104)..whole_weeks)
-            .map(|w| {
-                let from = window.from + chrono::Duration::days(w * 7);
-                Window {
-                    from,
-                    to: from + chrono::Duration::days(7),
-                }
-            })
-            .collect();
-        let weekly = weeks
-            .iter()
-            .map(|w| s.dora(*w, &scope))
-            .collect::<Result<Vec<_>, _>>()?;
-        let page = OverviewPage {
-            frame: Frame::new("overview", &view, &filters, &window),
-            cards: cards(&now, &before, &weekly, window.days()),
-            weeks: weeks.len(),
-        };
-        let html = page.render().map_err(ApiError::internal)?;
-        view.remember(key, html.clone());
-        Ok(Html(html).into_response())
-    })
-    .await
+    state
+        .clone()
+        .heavy(move || {
+            let scope = filters.scope();
+            let s = &view.snapshot;
+            let now = s.dora(window, &scope)?;
+            let before = s.dora(window.previous(), &scope)?;
+            // At most the last two years of weeks in a sparkline, in one aggregation.
+            let whole_weeks = window.days() / 7;
+            let first = whole_weeks.saturating_sub(104);
+            let weekly = s.series(
+                window.from + chrono::Duration::days(first * 7),
+                whole_weeks - first,
+                7,
+                &scope,
+            )?;
+            let page = OverviewPage {
+                frame: Frame::new("overview", &view, &filters, &window),
+                cards: cards(&now, &before, &weekly, window.days()),
+                weeks: weekly.len(),
+            };
+            let html = page.render().map_err(ApiError::internal)?;
+            view.remember(key, html.clone());
+            Ok(Html(html).into_response())
+        })
+        .await
 }
 
 pub struct DeploymentLine {
@@ -345,8 +371,10 @@ pub struct AttemptLine {
 #[template(path = "deployments.html")]
 struct DeploymentsPage {
     frame: Frame,
+    pager: Pager,
     deployments: Vec<DeploymentLine>,
     attempts: Vec<AttemptLine>,
+    attempt_count: usize,
 }
 
 fn incidents_by_deployment(view: &View) -> HashMap<(String, String), Vec<String>> {
@@ -363,8 +391,8 @@ fn incidents_by_deployment(view: &View) -> HashMap<(String, String), Vec<String>
 
 fn deployment_lines(view: &View, rows: &[&flowmeter_engine::DeploymentRow]) -> Vec<DeploymentLine> {
     let incidents = incidents_by_deployment(view);
-    let mut lines: Vec<DeploymentLine> = rows
-        .iter()
+    rows.iter()
+        .rev()
         .map(|d| DeploymentLine {
             time: time(&d.time),
             service: d.service.clone(),
@@ -386,36 +414,51 @@ fn deployment_lines(view: &View, rows: &[&flowmeter_engine::DeploymentRow]) -> V
                 .map(|v| v.join(", "))
                 .unwrap_or_default(),
         })
-        .collect();
-    lines.reverse();
-    lines
+        .collect()
 }
 
+/// The window's deployments newest first, a page at a time, and the newest attempts that are
+/// not deployments.
 pub async fn deployments(
     State(state): State<AppState>,
     Query(filters): Query<Filters>,
 ) -> Result<Response, ApiError> {
     let view = state.view();
     let window = filters.window(&view, false)?;
-    let receipts = view.snapshot.receipts(window, &filters.scope())?;
-    let mut attempts: Vec<AttemptLine> = receipts
-        .attempts
-        .iter()
-        .map(|d| AttemptLine {
-            time: time(&d.time()),
-            repo: d.repo.clone(),
-            id: d.id.clone(),
-            environment: d.environment.clone(),
-            status: d.status.as_str(),
-            sha: short(&d.sha),
+    let page = filters.page()?;
+    state
+        .heavy(move || {
+            let receipts = view.snapshot.receipts(window, &filters.scope())?;
+            let query = filters.query_for(&window);
+            let newest_first: Vec<&flowmeter_engine::DeploymentRow> =
+                receipts.deployments.iter().rev().copied().collect();
+            let (pager, shown) = Pager::new("/deployments", &query, page, newest_first.len());
+            let mut shown: Vec<&flowmeter_engine::DeploymentRow> = newest_first[shown].to_vec();
+            shown.reverse();
+            let attempt_count = receipts.attempts.len();
+            let attempts = receipts
+                .attempts
+                .iter()
+                .rev()
+                .take(PAGE_ROWS)
+                .map(|d| AttemptLine {
+                    time: time(&d.time()),
+                    repo: d.repo.clone(),
+                    id: d.id.clone(),
+                    environment: d.environment.clone(),
+                    status: d.status.as_str(),
+                    sha: short(&d.sha),
+                })
+                .collect();
+            render(&DeploymentsPage {
+                frame: Frame::new("deployments", &view, &filters, &window),
+                pager,
+                deployments: deployment_lines(&view, &shown),
+                attempts,
+                attempt_count,
+            })
         })
-        .collect();
-    attempts.sort_by(|a, b| b.time.cmp(&a.time));
-    render(&DeploymentsPage {
-        frame: Frame::new("deployments", &view, &filters, &window),
-        deployments: deployment_lines(&view, &receipts.deployments),
-        attempts,
-    })
+        .await
 }
 
 pub struct ChangeLine {
@@ -469,43 +512,44 @@ pub async fn lead_time(
 ) -> Result<Response, ApiError> {
     let view = state.view();
     let window = filters.window(&view, false)?;
-    blocking(move || {
-        let scope = filters.scope();
-        let report = view.snapshot.dora(window, &scope)?;
-        let receipts = view.snapshot.receipts(window, &scope)?;
-        let limits = [
-            (1.0, "under 1 hour"),
-            (24.0, "1 to 24 hours"),
-            (168.0, "1 to 7 days"),
-            (720.0, "7 to 30 days"),
-            (f64::INFINITY, "30 days or more"),
-        ];
-        let mut counts = vec![0u64; limits.len()];
-        for c in &receipts.changes {
-            let i = limits
+    state
+        .heavy(move || {
+            let scope = filters.scope();
+            let report = view.snapshot.dora(window, &scope)?;
+            let receipts = view.snapshot.receipts(window, &scope)?;
+            let limits = [
+                (1.0, "under 1 hour"),
+                (24.0, "1 to 24 hours"),
+                (168.0, "1 to 7 days"),
+                (720.0, "7 to 30 days"),
+                (f64::INFINITY, "30 days or more"),
+            ];
+            let mut counts = vec![0u64; limits.len()];
+            for c in &receipts.changes {
+                let i = limits
+                    .iter()
+                    .position(|(limit, _)| c.lead_hours < *limit)
+                    .unwrap_or(limits.len() - 1);
+                counts[i] += 1;
+            }
+            let buckets: Vec<(String, u64)> = limits
                 .iter()
-                .position(|(limit, _)| c.lead_hours < *limit)
-                .unwrap_or(limits.len() - 1);
-            counts[i] += 1;
-        }
-        let buckets: Vec<(String, u64)> = limits
-            .iter()
-            .zip(counts)
-            .map(|((_, label), n)| (label.to_string(), n))
-            .collect();
-        let mut slowest = receipts.changes.clone();
-        slowest.sort_by(|a, b| b.lead_hours.total_cmp(&a.lead_hours));
-        slowest.truncate(20);
-        render(&LeadTimePage {
-            frame: Frame::new("lead-time", &view, &filters, &window),
-            median: hours(report.lead_time.median_hours),
-            p90: hours(report.lead_time.p90_hours),
-            change_count: report.lead_time.changes,
-            histogram: svg::bars(&buckets, "changes by lead time"),
-            slowest: change_lines(&view, &slowest),
+                .zip(counts)
+                .map(|((_, label), n)| (label.to_string(), n))
+                .collect();
+            let mut slowest = receipts.changes.clone();
+            slowest.sort_by(|a, b| b.lead_hours.total_cmp(&a.lead_hours));
+            slowest.truncate(20);
+            render(&LeadTimePage {
+                frame: Frame::new("lead-time", &view, &filters, &window),
+                median: hours(report.lead_time.median_hours),
+                p90: hours(report.lead_time.p90_hours),
+                change_count: report.lead_time.changes,
+                histogram: svg::bars(&buckets, "changes by lead time"),
+                slowest: change_lines(&view, &slowest),
+            })
         })
-    })
-    .await
+        .await
 }
 
 pub struct IncidentLine {
@@ -545,22 +589,41 @@ fn incident_lines(rows: &[&flowmeter_engine::IncidentRow]) -> Vec<IncidentLine> 
 #[template(path = "incidents.html")]
 struct IncidentsPage {
     frame: Frame,
+    pager: Pager,
     resolved: Vec<IncidentLine>,
     open: Vec<IncidentLine>,
+    open_count: usize,
 }
 
+/// The incidents resolved in the window, a page at a time, and the newest still open.
 pub async fn incidents(
     State(state): State<AppState>,
     Query(filters): Query<Filters>,
 ) -> Result<Response, ApiError> {
     let view = state.view();
     let window = filters.window(&view, false)?;
-    let receipts = view.snapshot.receipts(window, &filters.scope())?;
-    render(&IncidentsPage {
-        frame: Frame::new("incidents", &view, &filters, &window),
-        resolved: incident_lines(&receipts.incidents),
-        open: incident_lines(&receipts.open_incidents),
-    })
+    let page = filters.page()?;
+    state
+        .heavy(move || {
+            let receipts = view.snapshot.receipts(window, &filters.scope())?;
+            let query = filters.query_for(&window);
+            let (pager, shown) = Pager::new("/incidents", &query, page, receipts.incidents.len());
+            let open: Vec<&flowmeter_engine::IncidentRow> = receipts
+                .open_incidents
+                .iter()
+                .rev()
+                .take(PAGE_ROWS)
+                .copied()
+                .collect();
+            render(&IncidentsPage {
+                frame: Frame::new("incidents", &view, &filters, &window),
+                pager,
+                resolved: incident_lines(&receipts.incidents[shown]),
+                open: incident_lines(&open),
+                open_count: receipts.open_incidents.len(),
+            })
+        })
+        .await
 }
 
 pub struct PullLine {
@@ -575,6 +638,7 @@ pub struct PullLine {
 #[template(path = "pull_requests.html")]
 struct PullRequestsPage {
     frame: Frame,
+    pager: Pager,
     waiting: Vec<PullLine>,
 }
 
@@ -605,7 +669,9 @@ pub async fn sources(
     let view = state.view();
     let window = filters.window(&view, false)?;
     let store = state.store();
-    let counts = store.counts().await.map_err(ApiError::internal)?;
+    // What the snapshot holds (the store as of its generation): no count of the store's
+    // tables per request.
+    let (commits, pull_requests, deployments, incidents, issues) = view.snapshot.model().counts();
     let now = chrono::Utc::now();
     let cursors = store
         .cursors()
@@ -625,11 +691,11 @@ pub async fn sources(
     render(&SourcesPage {
         frame: Frame::new("sources", &view, &filters, &window),
         counts: vec![
-            ("commits", counts.commits),
-            ("pull requests", counts.pull_requests),
-            ("deployment records", counts.deployments),
-            ("incidents", counts.incidents),
-            ("tracker issues", counts.issues),
+            ("commits", commits),
+            ("pull requests", pull_requests),
+            ("deployment records", deployments),
+            ("incidents", incidents),
+            ("tracker issues", issues),
         ],
         generation: view.generation,
         built: format!(
@@ -642,54 +708,71 @@ pub async fn sources(
 }
 
 /// Open, ready pull requests that no one but their author (or a bot) has reviewed yet, oldest
-/// first, as of the window's end.
+/// first, as of the window's end, a page at a time.
 pub async fn pull_requests(
     State(state): State<AppState>,
     Query(filters): Query<Filters>,
 ) -> Result<Response, ApiError> {
     let view = state.view();
     let window = filters.window(&view, false)?;
-    let scope = view.snapshot.resolve(&filters.scope())?;
-    let config = view.snapshot.config();
-    let at = window.end();
-    let mut waiting: Vec<(flowmeter_core::Timestamp, PullLine)> = view
-        .snapshot
-        .pull_views()
-        .filter(|p| {
-            p.created_at < at
-                && p.merged_at.is_none_or(|t| t >= at)
-                && p.closed_at.is_none_or(|t| t >= at)
-        })
-        .filter(|p| !p.draft || p.ready_at.is_some_and(|t| t < at))
-        .filter(|p| {
-            view.snapshot
-                .prepared
-                .services_of_repo(p.repo, config)
+    let page = filters.page()?;
+    state
+        .heavy(move || {
+            let scope = view.snapshot.resolve(&filters.scope())?;
+            let config = view.snapshot.config();
+            let at = window.end();
+            let mut in_scope: HashMap<&str, bool> = HashMap::new();
+            let mut waiting: Vec<flowmeter_engine::PullView> = view
+                .snapshot
+                .pull_views()
+                .filter(|p| {
+                    p.created_at < at
+                        && p.merged_at.is_none_or(|t| t >= at)
+                        && p.closed_at.is_none_or(|t| t >= at)
+                })
+                .filter(|p| !p.draft || p.ready_at.is_some_and(|t| t < at))
+                .filter(|p| {
+                    *in_scope.entry(p.repo).or_insert_with(|| {
+                        view.snapshot
+                            .prepared
+                            .services_of_repo(p.repo, config)
+                            .iter()
+                            .any(|s| scope.matches(Some(s), Some(p.repo)))
+                    })
+                })
+                .filter(|p| !p.reviewed_before(at, config))
+                .collect();
+            let ready = |p: &flowmeter_engine::PullView| p.ready_at.unwrap_or(p.created_at);
+            waiting.sort_by_key(|p| (ready(p), p.repo, p.number));
+            let query = filters.query_for(&window);
+            let (pager, shown) = Pager::new("/pull-requests", &query, page, waiting.len());
+            let lines = waiting[shown]
                 .iter()
-                .any(|s| scope.matches(Some(s), Some(p.repo)))
-        })
-        .filter(|p| !p.reviewed_before(at, config))
-        .map(|p| {
-            let ready = p.ready_at.unwrap_or(p.created_at);
-            let age = (at - ready).num_minutes() as f64 / 60.0;
-            (
-                ready,
-                PullLine {
+                .map(|p| PullLine {
                     repo: p.repo.to_string(),
                     number: p.number,
                     title: p.title.unwrap_or_default().to_string(),
                     author: p.author.unwrap_or_default().to_string(),
-                    waiting: hours(Some(age)),
-                },
-            )
+                    waiting: hours(Some((at - ready(p)).num_minutes() as f64 / 60.0)),
+                })
+                .collect();
+            render(&PullRequestsPage {
+                frame: Frame::new("pull-requests", &view, &filters, &window),
+                pager,
+                waiting: lines,
+            })
         })
-        .collect();
-    waiting.sort_by_key(|(ready, _)| *ready);
-    render(&PullRequestsPage {
-        frame: Frame::new("pull-requests", &view, &filters, &window),
-        waiting: waiting.into_iter().map(|(_, line)| line).collect(),
-    })
+        .await
 }
+
+/// The numbers that have receipts, by the name their URLs use.
+const METRICS: [&str; 5] = [
+    "deployment-frequency",
+    "lead-time",
+    "change-failure-rate",
+    "recovery-time",
+    "rework-rate",
+];
 
 #[derive(Template)]
 #[template(path = "receipts.html")]
@@ -710,9 +793,19 @@ pub async fn receipts(
     Path(metric): Path<String>,
     Query(filters): Query<Filters>,
 ) -> Result<Response, ApiError> {
+    // An unknown metric is refused before any work is done for it.
+    if !METRICS.contains(&metric.as_str()) {
+        return Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            param: Some("metric".into()),
+            message: format!("unknown metric '{}'", encode(&metric)),
+        });
+    }
     let view = state.view();
     let window = filters.window(&view, false)?;
-    blocking(move || receipt_page(&view, &metric, &filters, window)).await
+    state
+        .heavy(move || receipt_page(&view, &metric, &filters, window))
+        .await
 }
 
 fn receipt_page(
@@ -854,7 +947,7 @@ pub async fn value_stream(
     let view = state.view();
     let window = filters.window(&view, false)?;
     let now = chrono::Utc::now();
-    blocking(move || {
+    state.heavy(move || {
         let r = view.snapshot.stages(window, &filters.scope(), now)?;
         let share = |s: Option<f64>| s.map(|s| format!("{:.1}%", s * 100.0)).unwrap_or_else(|| "no data".into());
         let stages = r

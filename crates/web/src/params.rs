@@ -20,6 +20,8 @@ pub struct Filters {
     pub team: Option<String>,
     pub limit: Option<String>,
     pub cursor: Option<String>,
+    /// A list page's page number, from 1.
+    pub page: Option<String>,
 }
 
 /// A form field left empty means "not given".
@@ -92,6 +94,20 @@ impl Filters {
                         "limit",
                         format!("'{l}' is not a whole number from 1 to 1000"),
                     )
+                }),
+        }
+    }
+
+    /// A list page's page number: from 1, default 1.
+    pub fn page(&self) -> Result<usize, ApiError> {
+        match given(&self.page) {
+            None => Ok(1),
+            Some(p) => p
+                .parse::<usize>()
+                .ok()
+                .filter(|p| (1..=1_000_000).contains(p))
+                .ok_or_else(|| {
+                    ApiError::bad_request("page", format!("'{p}' is not a page number"))
                 }),
         }
     }

@@ -25,6 +25,14 @@ struct Route {
 #[derive(Debug, Default)]
 pub struct Metrics {
     routes: Mutex<BTreeMap<(String, String, u16), Route>>,
+    /// Requests answered 503 at once because too many waited for an engine worker.
+    shed: std::sync::atomic::AtomicU64,
+}
+
+impl Metrics {
+    pub fn shed(&self) {
+        self.shed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -95,6 +103,14 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         );
     }
     drop(routes);
+    let _ = writeln!(
+        out,
+        "# HELP flowmeter_http_shed_total Requests answered 503 because too many waited for an engine worker.\n# TYPE flowmeter_http_shed_total counter\nflowmeter_http_shed_total {}",
+        state
+            .metrics()
+            .shed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
     let view = state.view();
     let gauges = [
         (

@@ -686,7 +686,7 @@ fn organisation(changed: bool) -> BTreeMap<String, Listing> {
 }
 
 #[derive(Default)]
-struct Switches {
+pub(crate) struct Switches {
     /// Every n-th request answers 502.
     fail_every: Option<usize>,
     /// At this request the rate limit is spent until the next whole second after next.
@@ -696,7 +696,7 @@ struct Switches {
     /// Answers for this path are cut in half.
     garbled: Option<String>,
     /// Requests whose URL contains this never answer.
-    stall: Option<String>,
+    pub(crate) stall: Option<String>,
     /// Pull requests whose GraphQL details say there are more commits than one query returns.
     truncated: HashSet<u64>,
     /// GraphQL answers every query with an error and no data.
@@ -725,29 +725,29 @@ fn mix(mut x: u64) -> u64 {
 }
 
 #[derive(Debug, Clone)]
-struct Logged {
-    url: String,
+pub(crate) struct Logged {
+    pub(crate) url: String,
     conditional: bool,
     status: u16,
 }
 
-struct Fake {
+pub(crate) struct Fake {
     address: Mutex<Option<SocketAddr>>,
     data: Mutex<BTreeMap<String, Listing>>,
-    switches: Mutex<Switches>,
-    log: Mutex<Vec<Logged>>,
+    pub(crate) switches: Mutex<Switches>,
+    pub(crate) log: Mutex<Vec<Logged>>,
     /// Rate limit points used (304 answers use none).
     used: Mutex<u64>,
     spent_until: Mutex<Option<i64>>,
 }
 
 impl Fake {
-    fn log(&self) -> Vec<Logged> {
+    pub(crate) fn log(&self) -> Vec<Logged> {
         self.log.lock().unwrap().clone()
     }
 }
 
-type Shared = Arc<Fake>;
+pub(crate) type Shared = Arc<Fake>;
 
 fn error(status: StatusCode, message: &str, extra: &[(&str, String)]) -> Response {
     let mut response = (
@@ -1054,7 +1054,7 @@ async fn respond(
     response
 }
 
-async fn start_fake(switches: Switches, changed: bool) -> (Shared, SocketAddr) {
+pub(crate) async fn start_fake(switches: Switches, changed: bool) -> (Shared, SocketAddr) {
     let fake = Arc::new(Fake {
         address: Mutex::new(None),
         data: Mutex::new(organisation(changed)),
@@ -1071,7 +1071,7 @@ async fn start_fake(switches: Switches, changed: bool) -> (Shared, SocketAddr) {
     (fake, address)
 }
 
-fn github_config(address: SocketAddr) -> GithubConfig {
+pub(crate) fn github_config(address: SocketAddr) -> GithubConfig {
     GithubConfig {
         url: format!("http://{address}"),
         token: TOKEN.into(),

@@ -163,3 +163,53 @@ async fn new_and_known_records_together_are_upserted() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn gzipped_files_are_read_and_every_file_left_out_is_named() {
+    use std::io::Write as _;
+    on_both(|store| async move {
+        let dir = tempfile::tempdir().unwrap();
+        sample().write(dir.path());
+        // commits.jsonl as commits.jsonl.gz, written in two gzip members.
+        let plain = std::fs::read(dir.path().join("commits.jsonl")).unwrap();
+        std::fs::remove_file(dir.path().join("commits.jsonl")).unwrap();
+        let mut gz = Vec::new();
+        let (head, tail) = plain.split_at(plain.len() / 2);
+        for part in [head, tail] {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(part).unwrap();
+            gz.extend(e.finish().unwrap());
+        }
+        std::fs::write(dir.path().join("commits.jsonl.gz"), gz).unwrap();
+        std::fs::write(dir.path().join("flowmeter.toml"), "").unwrap();
+        std::fs::write(dir.path().join("deployments.jsonl.gz"), b"").unwrap();
+        let summary = flowmeter::import::import_dir(&store, dir.path(), false)
+            .await
+            .unwrap();
+        assert!(summary.ok(), "{:?}", summary.files);
+        let commits = summary
+            .files
+            .iter()
+            .find(|f| f.kind == RecordKind::Commits)
+            .unwrap();
+        assert_eq!(commits.records, 2);
+        let skipped: Vec<String> = summary
+            .skipped
+            .iter()
+            .map(|(p, why)| format!("{} {why}", p.file_name().unwrap().to_string_lossy()))
+            .collect();
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert!(
+            skipped[0].starts_with("deployments.jsonl.gz ")
+                && skipped[0].contains("holds deployments.jsonl already"),
+            "{skipped:?}"
+        );
+        assert!(
+            skipped[1].starts_with("flowmeter.toml not a file of the import format"),
+            "{skipped:?}"
+        );
+        // Every deployment names a commit the store now has.
+        assert_eq!(summary.unlinked.deployments_with_unknown_commit, 0);
+    })
+    .await;
+}

@@ -1,9 +1,9 @@
 //! The HTTP server: handlers through `app().oneshot(...)`, the real binary on port 0 against
 //! PostgreSQL, and a real browser on the dashboard.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -35,6 +35,15 @@ async fn send(state: &AppState, request: Request<Body>) -> (StatusCode, String) 
     let status = response.status();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The answer itself, for its headers.
+async fn send_full(
+    state: &AppState,
+    request: Request<Body>,
+) -> (StatusCode, axum::response::Response) {
+    let response = app(state.clone()).oneshot(request).await.unwrap();
+    (response.status(), response)
 }
 
 async fn get(state: &AppState, uri: &str) -> (StatusCode, String) {
@@ -218,7 +227,7 @@ async fn pushed_records_are_validated_then_written_and_shown() {
 }
 
 #[tokio::test]
-async fn tokens_guard_the_api_but_not_the_pages() {
+async fn tokens_guard_the_pages_the_api_and_metrics() {
     let db = TestDb::sqlite().await;
     let config = Config::from_toml(
         r#"
@@ -271,10 +280,141 @@ scope = "write"
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = get(&state, "/").await;
+    // Pages and /metrics are guarded too: a browser is sent to sign in.
+    for page in [
+        "/",
+        "/deployments",
+        "/receipts/lead-time",
+        "/pull-requests",
+        "/incidents",
+        "/value-stream",
+        "/sources",
+    ] {
+        let (status, response) =
+            send_full(&state, Request::get(page).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+        let location = response.headers()[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            location == format!("/signin?next={page}"),
+            "{page}: {location}"
+        );
+    }
+    let (status, _) = get(&state, "/metrics").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = send(
+        &state,
+        Request::get("/metrics")
+            .header(header::AUTHORIZATION, "Bearer read-token-0123456789")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = get(&state, "/healthz").await;
+    for open in ["/healthz", "/readyz", "/static/style.css", "/signin"] {
+        let (status, _) = get(&state, open).await;
+        assert_eq!(status, StatusCode::OK, "{open}");
+    }
+    // Signing in: a wrong token is refused, a right one gives a session cookie that opens pages
+    // and holds no secret.
+    let signin = |token: &str| {
+        Request::post("/signin")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("token={token}&next=%2Fdeployments")))
+            .unwrap()
+    };
+    let (status, body) = send(&state, signin("not-a-token-at-all")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(!body.contains("not-a-token"), "{body}");
+    let (status, response) = send_full(&state, signin("read-token-0123456789")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[header::LOCATION], "/deployments");
+    let cookie = response.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    assert!(!cookie.contains("read-token"), "{cookie}");
+    let session = cookie.split(';').next().unwrap().to_string();
+    let (status, html) = send(
+        &state,
+        Request::get("/deployments")
+            .header(header::COOKIE, &session)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    // A session reads; it does not push.
+    let (status, _) = send(
+        &state,
+        Request::post("/api/v1/incidents")
+            .header(header::COOKIE, &session)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(incident.clone()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let tampered = session.replacen('.', "0.", 1);
+    let (status, _) = send_full(
+        &state,
+        Request::get("/")
+            .header(header::COOKIE, &tampered)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "a forged session is no session"
+    );
+    // Every answer says what it may not be used for.
+    let (_, response) = send_full(
+        &state,
+        Request::get("/healthz").body(Body::empty()).unwrap(),
+    )
+    .await;
+    let headers = response.headers();
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    // The Host check holds with tokens too, on loopback.
+    state.loopback_only(true);
+    let (status, _) = send(
+        &state,
+        Request::get("/healthz")
+            .header(header::HOST, "attacker.example")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::MISDIRECTED_REQUEST);
+    db.finish().await;
+
+    // server.public_dashboard keeps pages open; the API stays guarded.
+    let db = TestDb::sqlite().await;
+    let config = Config::from_toml(
+        "[server]\npublic_dashboard = true\n[[server.tokens]]\nname = \"bi\"\ntoken = \"read-token-0123456789\"\nscope = \"read\"\n",
+        |_| None,
+    )
+    .unwrap();
+    let state = state_with(&db.store, config).await;
+    let (status, _) = get(&state, "/deployments").await;
     assert_eq!(status, StatusCode::OK);
+    let (status, _) = get(&state, &format!("/api/v1/dora?{WINDOW}")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     db.finish().await;
 }
 
@@ -305,10 +445,11 @@ async fn every_route_is_in_the_openapi_document_and_answers() {
         } else {
             post(&state, path, "{}", None).await
         };
-        let expected = if method == "GET" {
-            StatusCode::OK
-        } else {
-            StatusCode::UNPROCESSABLE_ENTITY
+        let expected = match (method.as_str(), path.as_str()) {
+            (_, "/signout") => StatusCode::SEE_OTHER,
+            ("POST", "/signin") => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ("GET", _) => StatusCode::OK,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
         assert_eq!(status, expected, "{method} {uri}: {body}");
     }
@@ -384,61 +525,6 @@ async fn pages_show_the_numbers_and_their_receipts() {
 }
 
 /// A minimal HTTP/1.1 GET, so the end-to-end test needs no HTTP client library.
-fn http_get(address: &str, path: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(address).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("a response");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    (status, body.to_string())
-}
-
-/// Starts `flowmeter serve` on port 0 and returns it with its address.
-fn start_server(db: &str, config: Option<&Path>) -> (std::process::Child, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_flowmeter"));
-    command
-        .args(["serve", "--db", db, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    command.env_remove("FLOWMETER_CONFIG");
-    if let Some(config) = config {
-        command.arg("--config").arg(config);
-    }
-    let mut child = command.spawn().expect("start flowmeter serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    (child, address)
-}
-
-fn stop(mut child: std::process::Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(
-        child.wait().unwrap().success(),
-        "the server shuts down cleanly on SIGTERM"
-    );
-}
-
 #[tokio::test]
 async fn the_real_server_on_postgres() {
     let Some(db) = TestDb::postgres().await else {

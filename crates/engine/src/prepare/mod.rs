@@ -30,18 +30,53 @@ use crate::model::{Micros, Model, Sym, Touched};
 
 pub(crate) const US_PER_HOUR: f64 = 3_600_000_000.0;
 
+/// Times as microseconds in the kept bytes (serde's default is text, slow by the million).
+mod micros_serde {
+    use flowmeter_core::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(t.timestamp_micros())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let us = i64::deserialize(d)?;
+        chrono::DateTime::from_timestamp_micros(us)
+            .ok_or_else(|| serde::de::Error::custom("a time out of range"))
+    }
+
+    pub mod option {
+        use flowmeter_core::Timestamp;
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        pub fn serialize<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+            t.map(|t| t.timestamp_micros()).serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+            Option::<i64>::deserialize(d)?
+                .map(|us| {
+                    chrono::DateTime::from_timestamp_micros(us)
+                        .ok_or_else(|| serde::de::Error::custom("a time out of range"))
+                })
+                .transpose()
+        }
+    }
+}
+
 /// Hours between two times, as floating point.
 pub(crate) fn hours(us: Micros) -> f64 {
     us as f64 / US_PER_HOUR
 }
 
 /// A counted deployment (D0): successful, to production, one per service and id.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeploymentRow {
     pub service: String,
     pub repo: String,
     pub id: String,
     pub sha: String,
+    #[serde(with = "micros_serde")]
     pub time: Timestamp,
     /// The first deployment of its service: it delivers nothing.
     pub baseline: bool,
@@ -50,6 +85,7 @@ pub struct DeploymentRow {
     /// Unplanned work caused by a failure in production (D5): at least one reason below.
     pub rework: bool,
     /// Why it is rework, with the evidence (empty when it is not).
+    #[serde(with = "reasons_serde")]
     pub rework_reasons: Vec<ReworkReason>,
     /// How many changes it delivered (D2).
     pub changes: u32,
@@ -57,6 +93,53 @@ pub struct DeploymentRow {
     pub(crate) repo_sym: Sym,
     /// Its first fix change (D5's "fix after an incident" needs the incidents first).
     pub(crate) first_fix: Option<String>,
+}
+
+/// Rework reasons in the kept bytes as (clause, two texts): the documents' form, tagged by a
+/// field, cannot be read back by a format that does not describe itself.
+mod reasons_serde {
+    use super::ReworkReason;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(reasons: &[ReworkReason], s: S) -> Result<S::Ok, S::Error> {
+        let plain: Vec<(u8, &str, &str)> = reasons
+            .iter()
+            .map(|r| match r {
+                ReworkReason::Revert {
+                    reverted_deployment,
+                } => (0, reverted_deployment.as_str(), ""),
+                ReworkReason::Rollback { to_deployment } => (1, to_deployment.as_str(), ""),
+                ReworkReason::FixAfterIncident { change, incident } => {
+                    (2, change.as_str(), incident.as_str())
+                }
+                ReworkReason::FixOfIncident { change, evidence } => {
+                    (3, change.as_str(), evidence.as_str())
+                }
+            })
+            .collect();
+        plain.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ReworkReason>, D::Error> {
+        Vec::<(u8, String, String)>::deserialize(d)?
+            .into_iter()
+            .map(|(clause, a, b)| match clause {
+                0 => Ok(ReworkReason::Revert {
+                    reverted_deployment: a,
+                }),
+                1 => Ok(ReworkReason::Rollback { to_deployment: a }),
+                2 => Ok(ReworkReason::FixAfterIncident {
+                    change: a,
+                    incident: b,
+                }),
+                3 => Ok(ReworkReason::FixOfIncident {
+                    change: a,
+                    evidence: b,
+                }),
+                _ => Err(serde::de::Error::custom("an unknown rework clause")),
+            })
+            .collect()
+    }
 }
 
 /// A clause of D5 that makes a deployment rework, with its evidence.
@@ -117,7 +200,7 @@ pub(crate) fn short(sha: &str) -> &str {
 
 /// A change delivered by a deployment (D2), with its lead time. Names are interned: read it
 /// through [`crate::Snapshot::change`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ChangeRow {
     pub service: Sym,
     pub repo: Sym,
@@ -146,7 +229,7 @@ pub struct IncidentRow {
 }
 
 /// Counts of references that point at records the store does not have (yet).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Linkage {
     /// Production deployments whose commit is unknown: they deliver nothing until it arrives.
     pub deployments_with_unknown_commit: u64,
@@ -175,24 +258,32 @@ impl Linkage {
 }
 
 /// A pull request with the boundaries of rule S. `b3` (merged) is `None` while it is open.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PullRow {
     pub repo: Sym,
     pub number: u64,
+    #[serde(with = "micros_serde")]
     pub created_at: Timestamp,
+    #[serde(with = "micros_serde::option")]
     pub closed_at: Option<Timestamp>,
     pub draft: bool,
     /// First commit: the earliest `authored_at` of its known commits.
+    #[serde(with = "micros_serde::option")]
     pub b0: Option<Timestamp>,
     /// Ready for review: `ready_at` when it was opened as a draft, else `created_at`.
+    #[serde(with = "micros_serde")]
     pub b1: Timestamp,
     /// The first review by someone other than the author and not a bot, never before `b1`.
+    #[serde(with = "micros_serde::option")]
     pub first_review: Option<Timestamp>,
     /// Merged.
+    #[serde(with = "micros_serde::option")]
     pub b3: Option<Timestamp>,
     /// Deployed: the first deployment that delivered its merge commit (D2).
+    #[serde(with = "micros_serde::option")]
     pub b4: Option<Timestamp>,
     /// The first deployment, a baseline included, whose history contains its merge commit.
+    #[serde(with = "micros_serde::option")]
     pub in_production_at: Option<Timestamp>,
     /// Whether the store has its merge commit; without it, "not deployed yet" cannot be told
     /// from "history not imported".
@@ -237,7 +328,7 @@ impl PullRow {
 }
 
 /// What one partition's repositories give.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Partition {
     pub repos: BTreeSet<Sym>,
     /// Counted deployments, without D3's `failed` and D5's "fix after an incident" yet.
@@ -252,6 +343,9 @@ pub(crate) struct Partition {
 #[derive(Debug, Clone, Default)]
 pub struct Prepared {
     pub(crate) partitions: BTreeMap<Sym, Arc<Partition>>,
+    /// The services each repository's deployment records go to (any status), kept for the
+    /// repositories a batch did not touch.
+    deploy_services: BTreeMap<Sym, Arc<BTreeSet<String>>>,
     /// Counted deployments by (time, service, id).
     pub deployments: Vec<DeploymentRow>,
     /// Delivered changes by (deployment time, service, sha).
@@ -285,20 +379,87 @@ impl Prepared {
     /// partitions run.
     pub fn update(&self, model: &Model, config: &Config, touched: Option<&Dirty>) -> Prepared {
         let classifier = Classifier::new(model, config);
+        let deploy_services: BTreeMap<Sym, Arc<BTreeSet<String>>> = model
+            .repos
+            .iter()
+            .map(|(&repo, data)| {
+                let kept = self
+                    .deploy_services
+                    .get(&repo)
+                    .filter(|_| touched.is_some_and(|t| !t.repos.contains(&repo)));
+                let services = match kept {
+                    Some(services) => services.clone(),
+                    None => {
+                        let name = model.names.name(repo);
+                        Arc::new(
+                            data.deployments
+                                .values()
+                                .map(|d| {
+                                    config.service_of_deployment(name, &d.id, d.service.as_deref())
+                                })
+                                .collect(),
+                        )
+                    }
+                };
+                (repo, services)
+            })
+            .collect();
         let mut next: BTreeMap<Sym, Arc<Partition>> = BTreeMap::new();
-        for repos in partitions(model, config) {
+        let mut todo: Vec<BTreeSet<Sym>> = Vec::new();
+        for repos in partitions(model, config, &deploy_services) {
             let key = *repos.first().expect("a partition has a repository");
             let kept = self.partitions.get(&key).filter(|old| {
                 old.repos == repos && touched.is_some_and(|t| repos.is_disjoint(&t.repos))
             });
-            let partition = match kept {
-                Some(old) => old.clone(),
-                None => Arc::new(prepare_partition(model, config, &classifier, repos)),
-            };
-            next.insert(key, partition);
+            match kept {
+                Some(old) => {
+                    next.insert(key, old.clone());
+                }
+                None => todo.push(repos),
+            }
         }
-        finish(next, model, config)
+        for partition in prepare_all(model, config, &classifier, todo) {
+            let key = *partition
+                .repos
+                .first()
+                .expect("a partition has a repository");
+            next.insert(key, Arc::new(partition));
+        }
+        finish(next, deploy_services, model, config)
     }
+
+    /// The rows of kept partitions (see [`crate::persist`]).
+    pub(crate) fn of_partitions(
+        partitions: BTreeMap<Sym, Arc<Partition>>,
+        model: &Model,
+        config: &Config,
+    ) -> Prepared {
+        // Nothing touched: every partition is kept.
+        let kept = Prepared {
+            partitions,
+            ..Prepared::default()
+        };
+        kept.update(model, config, Some(&Dirty::default()))
+    }
+}
+
+/// Prepares partitions on every core: the largest first, each taken by the next free thread.
+fn prepare_all(
+    model: &Model,
+    config: &Config,
+    classifier: &Classifier,
+    mut todo: Vec<BTreeSet<Sym>>,
+) -> Vec<Partition> {
+    let size = |repos: &BTreeSet<Sym>| -> usize {
+        repos
+            .iter()
+            .map(|r| model.repos[r].commits.len() + model.repos[r].pulls.len())
+            .sum()
+    };
+    todo.sort_by_key(|repos| std::cmp::Reverse(size(repos)));
+    crate::on_every_core(&todo, |repos| {
+        prepare_partition(model, config, classifier, repos.clone())
+    })
 }
 
 /// Which repositories a batch changed, with the ones whose links it changed (the issues their
@@ -342,7 +503,11 @@ impl Dirty {
 /// Groups repositories into partitions: repositories connected by a service (its deployments
 /// come from several repositories, or the configuration lists several) are one partition.
 /// Each partition is its repositories in order; partitions by their first repository.
-fn partitions(model: &Model, config: &Config) -> Vec<BTreeSet<Sym>> {
+fn partitions(
+    model: &Model,
+    config: &Config,
+    deploy_services: &BTreeMap<Sym, Arc<BTreeSet<String>>>,
+) -> Vec<BTreeSet<Sym>> {
     let mut parent: BTreeMap<Sym, Sym> = model.repos.keys().map(|&r| (r, r)).collect();
     fn root(parent: &mut BTreeMap<Sym, Sym>, mut x: Sym) -> Sym {
         while parent[&x] != x {
@@ -358,12 +523,10 @@ fn partitions(model: &Model, config: &Config) -> Vec<BTreeSet<Sym>> {
             parent.insert(ra.max(rb), ra.min(rb));
         }
     };
-    let mut first_repo_of: HashMap<String, Sym> = HashMap::new();
-    for (&repo, data) in &model.repos {
-        let name = model.names.name(repo);
-        for d in data.deployments.values() {
-            let service = config.service_of_deployment(name, &d.id, d.service.as_deref());
-            match first_repo_of.get(&service) {
+    let mut first_repo_of: HashMap<&str, Sym> = HashMap::new();
+    for (&repo, services) in deploy_services {
+        for service in services.iter() {
+            match first_repo_of.get(service.as_str()) {
                 Some(&other) => join(&mut parent, repo, other),
                 None => {
                     first_repo_of.insert(service, repo);
@@ -421,7 +584,12 @@ fn prepare_partition(
 }
 
 /// Step 3, and the rows of all partitions together.
-fn finish(partitions: BTreeMap<Sym, Arc<Partition>>, model: &Model, config: &Config) -> Prepared {
+fn finish(
+    partitions: BTreeMap<Sym, Arc<Partition>>,
+    deploy_services: BTreeMap<Sym, Arc<BTreeSet<String>>>,
+    model: &Model,
+    config: &Config,
+) -> Prepared {
     let mut linkage = Linkage::default();
     let mut deployments: Vec<DeploymentRow> = Vec::new();
     let mut changes: Vec<ChangeRow> = Vec::new();
@@ -433,20 +601,23 @@ fn finish(partitions: BTreeMap<Sym, Arc<Partition>>, model: &Model, config: &Con
         pulls.extend(p.pulls.iter().cloned());
     }
     deployments.sort_by(|a, b| (a.time, &a.service, &a.id).cmp(&(b.time, &b.service, &b.id)));
-    // By (repository, number): sums over pull requests (stage shares) are then made in one
-    // order whatever order their records arrived in.
-    pulls.sort_by(|a, b| {
-        (model.names.name(a.repo), a.number).cmp(&(model.names.name(b.repo), b.number))
-    });
-    // Each partition's changes are in order already: a stable sort merges the runs.
-    changes.sort_by(|a, b| {
-        (a.deployed_at.cmp(&b.deployed_at))
-            .then_with(|| model.names.name(a.service).cmp(model.names.name(b.service)))
-            .then_with(|| {
-                let sha = |c: &ChangeRow| model.repos[&c.repo].commits.sha(c.node);
-                sha(a).cmp(sha(b))
-            })
-    });
+    // Names by rank (their order as text), so the sorts below compare numbers. A service's
+    // changes and a repository's pull requests come from one partition, already in order: a
+    // stable sort by (time, service) and by repository keeps that order.
+    let rank = |syms: &mut Vec<Sym>| -> Vec<u32> {
+        syms.sort_unstable();
+        syms.dedup();
+        syms.sort_by(|a, b| model.names.name(*a).cmp(model.names.name(*b)));
+        let mut rank = vec![0u32; syms.iter().max().map_or(0, |&m| m as usize + 1)];
+        for (i, &s) in syms.iter().enumerate() {
+            rank[s as usize] = i as u32;
+        }
+        rank
+    };
+    let service_rank = rank(&mut deployments.iter().map(|d| d.service_sym).collect());
+    changes.sort_by_key(|c| (c.deployed_at, service_rank[c.service as usize]));
+    let repo_rank = rank(&mut model.repos.keys().copied().collect());
+    pulls.sort_by_key(|p| repo_rank[p.repo as usize]);
 
     // The services of a repository: those its counted deployments went to, and the configured
     // ones (or the repository itself when none is).
@@ -500,11 +671,8 @@ fn finish(partitions: BTreeMap<Sym, Arc<Partition>>, model: &Model, config: &Con
     repos.extend(config.services.iter().flat_map(|s| s.repos.iter().cloned()));
     repos.extend(config.teams.iter().flat_map(|t| t.repos.iter().cloned()));
     let mut services: BTreeSet<String> = BTreeSet::new();
-    for (&repo, data) in &model.repos {
-        let name = model.names.name(repo);
-        for d in data.deployments.values() {
-            services.insert(config.service_of_deployment(name, &d.id, d.service.as_deref()));
-        }
+    for list in deploy_services.values() {
+        services.extend(list.iter().cloned());
     }
     services.extend(incidents.iter().filter_map(|i| i.service.clone()));
     services.extend(config.services.iter().map(|s| s.name.clone()));
@@ -512,6 +680,7 @@ fn finish(partitions: BTreeMap<Sym, Arc<Partition>>, model: &Model, config: &Con
 
     Prepared {
         partitions,
+        deploy_services,
         deployments,
         changes,
         incidents,

@@ -11,7 +11,7 @@ use crate::prepare::attribution::Merges;
 use crate::prepare::{Linkage, PullRow, hours};
 
 /// Hours an issue spent in the tracker stages before its pull request's coding began.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrackerHours {
     pub backlog: f64,
     pub in_progress: f64,
