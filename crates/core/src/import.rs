@@ -105,6 +105,49 @@ pub fn to_line(record: &Record) -> String {
     result.expect("records always serialize")
 }
 
+/// Makes a record read from a connector storable under the same rules as an imported one:
+/// control characters become U+FFFD, free text (messages, titles, summaries) longer than its
+/// limit is cut at a character boundary, and what remains must pass the import rules (the
+/// error names the field that does not: an identifier too long, a time outside the range).
+pub fn fit(record: &Record) -> Result<Record, LineError> {
+    let (kind, mut value) = match record {
+        Record::Commit(r) => (RecordKind::Commits, serde_json::to_value(r)),
+        Record::PullRequest(r) => (RecordKind::PullRequests, serde_json::to_value(r)),
+        Record::Deployment(r) => (RecordKind::Deployments, serde_json::to_value(r)),
+        Record::Incident(r) => (RecordKind::Incidents, serde_json::to_value(r)),
+        Record::Issue(r) => (RecordKind::Issues, serde_json::to_value(r)),
+    };
+    let value = value.as_mut().expect("records always serialize");
+    fit_value(value, "");
+    parse_value(kind, value)
+}
+
+fn fit_value(value: &mut Value, field: &str) {
+    match value {
+        Value::String(text) => {
+            let (limit, free) = text_limit(field);
+            let control =
+                |c: char| (c < ' ' || c == '\u{7f}') && !(free && matches!(c, '\t' | '\n' | '\r'));
+            if text.contains(control) {
+                *text = text
+                    .chars()
+                    .map(|c| if control(c) { '\u{FFFD}' } else { c })
+                    .collect();
+            }
+            if free && text.len() > limit {
+                let mut end = limit;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| fit_value(item, field)),
+        Value::Object(map) => map.iter_mut().for_each(|(name, v)| fit_value(v, name)),
+        _ => {}
+    }
+}
+
 fn commit(f: &Fields) -> Result<Commit, LineError> {
     Ok(Commit {
         repo: f.repo("repo")?,

@@ -5,6 +5,7 @@
 //! layer can share one vocabulary and one parser of the import format.
 
 pub mod config;
+pub mod csv;
 pub mod glob;
 pub mod import;
 pub mod model;

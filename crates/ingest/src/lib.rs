@@ -9,6 +9,33 @@ pub mod http;
 pub mod jira;
 pub mod retry;
 
+/// The records fitted to the import rules (see [`flowmeter_core::import::fit`]), and a warning
+/// for each one that cannot be (it is not stored; its raw payload is kept).
+pub(crate) fn fit_all(
+    records: Vec<flowmeter_core::Record>,
+) -> (Vec<flowmeter_core::Record>, Vec<String>) {
+    use flowmeter_core::Record;
+    let mut fitted = Vec::with_capacity(records.len());
+    let mut warnings = Vec::new();
+    for record in records {
+        match flowmeter_core::import::fit(&record) {
+            Ok(record) => fitted.push(record),
+            Err(e) => {
+                let what = match &record {
+                    Record::Commit(c) => format!("commit {}@{}", c.repo, c.sha),
+                    Record::PullRequest(p) => format!("pull request {}#{}", p.repo, p.number),
+                    Record::Deployment(d) => format!("deployment {} of {}", d.id, d.repo),
+                    Record::Incident(i) => format!("incident {}", i.id),
+                    Record::Issue(i) => format!("issue {}", i.key),
+                };
+                let what: String = what.chars().take(120).collect();
+                warnings.push(format!("{what} is not stored: {e}"));
+            }
+        }
+    }
+    (fitted, warnings)
+}
+
 /// What one resource's sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResourceOutcome {

@@ -37,6 +37,8 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("cannot lock the database for its migrations: {0}")]
+    Lock(String),
     #[error("stored {table} row is unreadable: {message}")]
     Corrupt {
         table: &'static str,
@@ -270,6 +272,42 @@ pub struct RawPayload {
     pub body: String,
 }
 
+/// How long a write waits for another process's write to SQLite before it gives up (and a push
+/// answers 503 with `Retry-After`): shorter than a request's 30 s, so the answer is the store's.
+pub const SQLITE_WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The exclusive lock SQLite migrations run under, held until dropped; `None` for an in-memory
+/// database, which no other process can see.
+async fn sqlite_migration_lock(url: &str) -> Result<Option<std::fs::File>> {
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(|source| {
+        StoreError::Connect {
+            url: redact_url(url),
+            source,
+        }
+    })?;
+    let database = options.get_filename();
+    let name = database.to_string_lossy();
+    if name.is_empty() || name.starts_with(':') || url.contains("mode=memory") {
+        return Ok(None);
+    }
+    let mut path = database.as_os_str().to_owned();
+    path.push("-migrate.lock");
+    let path = std::path::PathBuf::from(path);
+    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await
+    .map_err(|e| StoreError::Lock(e.to_string()))?
+    .map_err(|e| StoreError::Lock(e.to_string()))?;
+    Ok(Some(file))
+}
+
 /// A database URL for messages and logs: parsed as a URL, with its user information (user and
 /// password, whatever they hold), query and fragment removed. Text that does not parse as a
 /// URL is not echoed at all.
@@ -302,12 +340,15 @@ impl Store {
             source,
         };
         if url.starts_with("sqlite:") {
+            // The first connection creates the file and turns on WAL, which another process
+            // doing the same at once would see as a locked database: one at a time.
+            let _lock = sqlite_migration_lock(url).await?;
             let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
                 .map_err(connect_error)?
                 .create_if_missing(true)
                 .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
-                .busy_timeout(std::time::Duration::from_secs(30))
+                .busy_timeout(SQLITE_WRITE_WAIT)
                 .foreign_keys(true);
             let pool = sqlx::sqlite::SqlitePoolOptions::new()
                 .max_connections(4)
@@ -329,15 +370,29 @@ impl Store {
     }
 
     /// Runs the migrations of this backend that have not run yet.
+    ///
+    /// PostgreSQL migrations hold an advisory lock; SQLite ones (and the first connection, which
+    /// creates the file and turns on WAL) hold an exclusive lock on the file
+    /// `<database>-migrate.lock` beside the database, so processes starting together on a fresh
+    /// file open and migrate it one after another instead of racing.
     pub async fn migrate(&self, url: &str) -> Result<()> {
-        let result = match self {
-            Store::Sqlite(pool) => sqlx::migrate!("../../migrations/sqlite").run(pool).await,
-            Store::Postgres(pool) => sqlx::migrate!("../../migrations/postgres").run(pool).await,
-        };
-        result.map_err(|source| StoreError::Migrate {
+        let migrate_error = |source| StoreError::Migrate {
             url: redact_url(url),
             source,
-        })
+        };
+        match self {
+            Store::Sqlite(pool) => {
+                let _lock = sqlite_migration_lock(url).await?;
+                sqlx::migrate!("../../migrations/sqlite")
+                    .run(pool)
+                    .await
+                    .map_err(migrate_error)
+            }
+            Store::Postgres(pool) => sqlx::migrate!("../../migrations/postgres")
+                .run(pool)
+                .await
+                .map_err(migrate_error),
+        }
     }
 
     pub fn backend(&self) -> Backend {

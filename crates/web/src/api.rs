@@ -351,7 +351,9 @@ pub async fn pull_requests(
 
 /// Parses a push body (one record or an array) with the import format's rules; the first bad
 /// record is a 422 naming its index and field, and nothing is written.
-fn parse_push(kind: RecordKind, body: &Bytes) -> Result<Vec<flowmeter_core::Record>, ApiError> {
+/// Reads a push API body: one record or an array of them, every one valid, else the error the
+/// API answers (422 naming the field, prefixed with the record's index).
+pub fn parse_push(kind: RecordKind, body: &[u8]) -> Result<Vec<flowmeter_core::Record>, ApiError> {
     let unprocessable = |message: String, field: Option<String>| ApiError {
         status: StatusCode::UNPROCESSABLE_ENTITY,
         param: field,
@@ -438,20 +440,6 @@ pub async fn push_incidents(
     push(state, RecordKind::Incidents, &headers, body).await
 }
 
-/// A CSV cell; text that a spreadsheet would run as a formula is prefixed with `'`.
-fn cell(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
-    } else {
-        value.to_string()
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
-    }
-}
-
 fn number(value: Option<f64>) -> String {
     value.map(|v| format!("{v:.4}")).unwrap_or_default()
 }
@@ -476,7 +464,7 @@ pub async fn export_csv(
         let fields = [
             format!("{}-W{:02}", iso.year(), iso.week()),
             r.week_start.to_string(),
-            cell(&r.service),
+            flowmeter_core::csv::cell(&r.service),
             r.deployments.to_string(),
             r.failed.to_string(),
             number(rate),
@@ -521,19 +509,4 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// `GET /api/v1/openapi.json`.
 pub async fn openapi() -> Json<Value> {
     Json(crate::openapi::document())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::cell;
-
-    #[test]
-    fn csv_cells_cannot_be_formulas() {
-        assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(cell("+1"), "'+1");
-        assert_eq!(cell("-1"), "'-1");
-        assert_eq!(cell("@sum"), "'@sum");
-        assert_eq!(cell("acme/api"), "acme/api");
-        assert_eq!(cell("a,b"), "\"a,b\"");
-    }
 }

@@ -8,10 +8,10 @@
 
 mod api;
 mod auth;
-mod error;
+pub mod error;
 mod openapi;
 mod pages;
-mod params;
+pub mod params;
 pub mod state;
 mod svg;
 mod telemetry;
@@ -26,6 +26,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use api::parse_push;
 pub use state::AppState;
 
 /// Largest request body accepted (push API batches).

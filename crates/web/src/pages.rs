@@ -668,24 +668,22 @@ pub async fn sources(
 ) -> Result<Response, ApiError> {
     let view = state.view();
     let window = filters.window(&view, false)?;
-    let store = state.store();
     // What the snapshot holds (the store as of its generation): no count of the store's
     // tables per request.
     let (commits, pull_requests, deployments, incidents, issues) = view.snapshot.model().counts();
     let now = chrono::Utc::now();
-    let cursors = store
+    let cursors = state
         .cursors()
         .await
-        .map_err(ApiError::internal)?
-        .into_iter()
+        .iter()
         .map(|c| CursorLine {
             age: hours(Some(
                 (now - c.updated_at).num_seconds().max(0) as f64 / 3600.0,
             )),
             moved: c.updated_at.format("%Y-%m-%d %H:%M").to_string(),
-            source: c.source,
-            scope: c.scope,
-            resource: c.resource,
+            source: c.source.clone(),
+            scope: c.scope.clone(),
+            resource: c.resource.clone(),
         })
         .collect();
     render(&SourcesPage {

@@ -45,6 +45,15 @@ impl Filters {
     /// is given, else `from` and `to` (both or neither), else the last 90 days. Where the window
     /// is required (the API): `from` and `to`.
     pub fn window(&self, view: &View, required: bool) -> Result<Window, ApiError> {
+        self.window_ending(view.data_end, required)
+    }
+
+    /// [`Filters::window`] for data whose last day is `data_end`.
+    pub fn window_ending(
+        &self,
+        data_end: chrono::NaiveDate,
+        required: bool,
+    ) -> Result<Window, ApiError> {
         // A window picked by length (the dashboard's list) wins over dates left in the form.
         let (from, to) = if given(&self.days).is_some() && !required {
             (None, None)
@@ -73,10 +82,10 @@ impl Filters {
                             ApiError::bad_request("days", format!("'{d}' is not a number of days"))
                         })?,
                 };
-                Ok(Window::new(
-                    view.data_end - chrono::Duration::days(days),
-                    view.data_end,
-                )?)
+                let from = data_end
+                    .checked_sub_signed(chrono::Duration::days(days))
+                    .unwrap_or(chrono::NaiveDate::MIN);
+                Ok(Window::new(from, data_end)?)
             }
         }
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use flowmeter_core::Config;
 use flowmeter_engine::Snapshot;
-use flowmeter_store::Store;
+use flowmeter_store::{CursorStatus, Store};
 
 use crate::telemetry::Metrics;
 
@@ -79,7 +79,12 @@ struct Inner {
     waiting: std::sync::atomic::AtomicUsize,
     /// The key of session cookies (see `auth.rs`).
     pub(crate) session_key: [u8; 32],
+    /// The connectors' cursors as last read, and when (see [`AppState::cursors`]).
+    cursors: tokio::sync::Mutex<Option<(Instant, Arc<Vec<CursorStatus>>)>>,
 }
+
+/// How long cursors read from the store serve every page and scrape that asks.
+const CURSORS_FOR: Duration = Duration::from_secs(5);
 
 /// Requests that may wait for an engine worker per worker; more are answered 503 at once.
 const WAITING_PER_WORKER: usize = 16;
@@ -203,6 +208,7 @@ impl AppState {
                 heavy: Arc::new(tokio::sync::Semaphore::new(workers())),
                 waiting: std::sync::atomic::AtomicUsize::new(0),
                 session_key,
+                cursors: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -258,6 +264,7 @@ impl AppState {
             tokio::task::spawn_blocking(move || previous.snapshot.apply(&batch)).await??;
         let view = view_of(generation, snapshot, started);
         *self.inner.current.write().expect("view lock") = Arc::new(view);
+        self.metrics().refreshed();
         Ok(true)
     }
 
@@ -285,6 +292,27 @@ impl AppState {
         })
         .await
         .map_err(crate::error::ApiError::internal)?
+    }
+
+    /// The connectors' cursors, read from the store at most once every few seconds however
+    /// many pages and scrapes ask (askers meanwhile share the one read); when the store does not
+    /// answer, the ones read last (none if never), so pages keep serving.
+    pub(crate) async fn cursors(&self) -> Arc<Vec<CursorStatus>> {
+        let mut cached = self.inner.cursors.lock().await;
+        if let Some((at, cursors)) = cached.as_ref()
+            && at.elapsed() < CURSORS_FOR
+        {
+            return cursors.clone();
+        }
+        let cursors = match self.inner.store.cursors().await {
+            Ok(cursors) => Arc::new(cursors),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the sync cursors; showing the last ones read");
+                cached.as_ref().map(|(_, c)| c.clone()).unwrap_or_default()
+            }
+        };
+        *cached = Some((Instant::now(), cursors.clone()));
+        cursors
     }
 
     /// Asks the refresher to apply what was written, soon; wakes that come while it works are

@@ -27,11 +27,18 @@ pub struct Metrics {
     routes: Mutex<BTreeMap<(String, String, u16), Route>>,
     /// Requests answered 503 at once because too many waited for an engine worker.
     shed: std::sync::atomic::AtomicU64,
+    /// Times the snapshot applied new writes.
+    refreshes: std::sync::atomic::AtomicU64,
 }
 
 impl Metrics {
     pub fn shed(&self) {
         self.shed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn refreshed(&self) {
+        self.refreshes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -64,7 +71,7 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let cursors = state.store().cursors().await;
+    let cursors = state.cursors().await;
     let mut out = String::new();
     out.push_str("# HELP flowmeter_http_requests_total HTTP requests answered.\n");
     out.push_str("# TYPE flowmeter_http_requests_total counter\n");
@@ -111,6 +118,14 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             .shed
             .load(std::sync::atomic::Ordering::Relaxed)
     );
+    let _ = writeln!(
+        out,
+        "# HELP flowmeter_snapshot_refreshes_total Times the snapshot applied new writes (many writes close together are one).\n# TYPE flowmeter_snapshot_refreshes_total counter\nflowmeter_snapshot_refreshes_total {}",
+        state
+            .metrics()
+            .refreshes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
     let view = state.view();
     let gauges = [
         (
@@ -150,26 +165,21 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "# HELP flowmeter_sync_cursor_age_seconds Seconds since a connector's cursor last moved.\n",
     );
     out.push_str("# TYPE flowmeter_sync_cursor_age_seconds gauge\n");
-    match cursors {
-        Ok(cursors) => {
-            let now = chrono::Utc::now();
-            let label = |v: &str| {
-                v.replace('\\', "\\\\")
-                    .replace('"', "\\\"")
-                    .replace('\n', "\\n")
-            };
-            for c in cursors {
-                let age = (now - c.updated_at).num_milliseconds() as f64 / 1000.0;
-                let _ = writeln!(
-                    out,
-                    "flowmeter_sync_cursor_age_seconds{{source=\"{}\",scope=\"{}\",resource=\"{}\"}} {age}",
-                    label(&c.source),
-                    label(&c.scope),
-                    label(&c.resource)
-                );
-            }
-        }
-        Err(e) => tracing::error!(error = %e, "reading sync cursors for /metrics failed"),
+    let now = chrono::Utc::now();
+    let label = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    for c in cursors.iter() {
+        let age = (now - c.updated_at).num_milliseconds() as f64 / 1000.0;
+        let _ = writeln!(
+            out,
+            "flowmeter_sync_cursor_age_seconds{{source=\"{}\",scope=\"{}\",resource=\"{}\"}} {age}",
+            label(&c.source),
+            label(&c.scope),
+            label(&c.resource)
+        );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

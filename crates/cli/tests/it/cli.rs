@@ -202,3 +202,36 @@ fn serve_refuses_to_expose_an_unguarded_api() {
         "{stderr}"
     );
 }
+
+/// A database URL's password never shows in an error, whatever characters it holds.
+#[test]
+fn database_passwords_never_show_in_errors() {
+    for (url, secrets) in [
+        (
+            "postgres://app:Sup3r/Secr3t@127.0.0.1:1/x",
+            &["Sup3r", "Secr3t"][..],
+        ),
+        (
+            "postgres://app:pa?ss@127.0.0.1:1/x",
+            &["pa?ss", "app:pa", "ss@"][..],
+        ),
+        (
+            "postgres://app:s%40cret#x@127.0.0.1:1/x",
+            &["s%40cret", "cret"][..],
+        ),
+        (
+            "postgresql://app:hunter2@127.0.0.1:1/x?sslmode=disable",
+            &["hunter2"][..],
+        ),
+    ] {
+        let (ok, stdout, stderr) = run(flowmeter().args(["migrate", "--db", url]));
+        assert!(!ok, "{url}");
+        for secret in secrets {
+            assert!(
+                !stderr.contains(secret) && !stdout.contains(secret),
+                "{url}: {stderr}"
+            );
+        }
+        assert!(!stderr.is_empty());
+    }
+}

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-const TOKEN: &str = "ghp_fakeToken0123456789abcdefSECRET";
+pub(crate) const TOKEN: &str = "ghp_fakeToken0123456789abcdefSECRET";
 
 fn fixture(name: &str) -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -703,7 +703,7 @@ pub(crate) struct Switches {
     graphql_refused: bool,
     /// Requests fail with a 5xx at this rate (per mille), drawn from the seed and the request
     /// number.
-    random_faults: Option<(u64, u64)>,
+    pub(crate) random_faults: Option<(u64, u64)>,
     /// The body of those failing answers.
     error_body: ErrorBody,
 }
@@ -728,7 +728,7 @@ fn mix(mut x: u64) -> u64 {
 pub(crate) struct Logged {
     pub(crate) url: String,
     conditional: bool,
-    status: u16,
+    pub(crate) status: u16,
 }
 
 pub(crate) struct Fake {
@@ -1601,7 +1601,7 @@ async fn error_answers_never_pass_for_pages_and_a_failed_sync_is_repaired_by_the
     clean.finish().await;
 }
 
-fn write_config(dir: &std::path::Path, address: SocketAddr) -> std::path::PathBuf {
+pub(crate) fn write_config(dir: &std::path::Path, address: SocketAddr) -> std::path::PathBuf {
     let path = dir.join("flowmeter.toml");
     std::fs::write(
         &path,
@@ -1615,7 +1615,7 @@ fn write_config(dir: &std::path::Path, address: SocketAddr) -> std::path::PathBu
     path
 }
 
-fn flowmeter_sync(db: &str, config: &std::path::Path, token: &str) -> Command {
+pub(crate) fn flowmeter_sync(db: &str, config: &std::path::Path, token: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_flowmeter"));
     command
         .args(["-vv", "sync", "github", "--db", db, "--config"])
@@ -1942,6 +1942,20 @@ async fn a_running_deployment_is_read_again_until_it_finishes() {
     db.finish().await;
 }
 
+/// Waits (up to a minute) until the store holds the fake organisation, then checks it.
+async fn synced_organisation(store: &Store, late: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let data = store.load().await.unwrap();
+        if data.incidents.len() == 2 && data.deployments.len() == 9 {
+            assert_organisation(&data);
+            return;
+        }
+        assert!(started.elapsed().as_secs() < 60, "{late}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// `flowmeter serve` with `server.sync_minutes` runs the configured connectors at once and then
 /// on that schedule.
 #[tokio::test]
@@ -1957,19 +1971,36 @@ async fn serve_syncs_the_configured_connectors_on_a_schedule() {
         [flowmeter::sync::Source::Github]
     );
     let schedule = flowmeter::sync::spawn_schedule(db.store.clone(), config).expect("scheduled");
-    let started = std::time::Instant::now();
-    loop {
-        let data = db.store.load().await.unwrap();
-        if data.incidents.len() == 2 && data.deployments.len() == 9 {
-            assert_organisation(&data);
-            break;
-        }
-        assert!(
-            started.elapsed().as_secs() < 60,
-            "the first scheduled sync did not finish"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    synced_organisation(&db.store, "the first scheduled sync did not finish").await;
+    schedule.abort();
+    db.finish().await;
+}
+
+/// Each scheduled source runs on its own: a Jira that never answers delays no GitHub sync.
+#[tokio::test]
+async fn a_hung_source_delays_no_other() {
+    let (_fake, address) = start_fake(Switches::default(), false).await;
+    let mut stalled = crate::jira::Switches::default();
+    stalled.stall_at = Some(0);
+    let (jira, jira_address) = crate::jira::start_fake(stalled).await;
+    let db = TestDb::sqlite().await;
+    let mut config = flowmeter_core::Config {
+        github: github_config(address),
+        jira: crate::jira::jira_config(jira_address),
+        ..Default::default()
+    };
+    config.server.sync_minutes = 60;
+    let schedule = flowmeter::sync::spawn_schedule(db.store.clone(), config).expect("scheduled");
+    synced_organisation(&db.store, "GitHub's scheduled sync waited behind Jira's").await;
+    assert!(
+        jira.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("search")),
+        "Jira's sync ran meanwhile and is still waiting for its first page"
+    );
+    assert!(db.store.load().await.unwrap().issues.is_empty());
     schedule.abort();
     db.finish().await;
 }

@@ -143,7 +143,7 @@ pub(crate) struct Switches {
     /// The body of a failing answer.
     error_body: ErrorBody,
     /// The search page starting at this offset never answers (the test kills the client).
-    stall_at: Option<usize>,
+    pub(crate) stall_at: Option<usize>,
     /// Requests whose log line starts with this answer 200 with an error object.
     not_a_page: Option<String>,
 }
@@ -159,7 +159,7 @@ fn mix(mut x: u64) -> u64 {
 pub(crate) struct Fake {
     issues: Vec<Value>,
     switches: Mutex<Switches>,
-    log: Mutex<Vec<String>>,
+    pub(crate) log: Mutex<Vec<String>>,
     /// The log lines of the requests a fault switch failed.
     faulted: Mutex<Vec<String>>,
 }

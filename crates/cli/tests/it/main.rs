@@ -3,10 +3,14 @@
 mod support;
 
 mod cli;
+mod edge_records;
+mod fuzz;
 mod github;
+mod hardening;
 mod import;
 mod incremental;
 mod jira;
+mod kill;
 mod replicas;
 mod rules;
 mod soak;

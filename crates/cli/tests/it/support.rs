@@ -291,12 +291,30 @@ pub fn http_get(address: &str, path: &str) -> (u16, String) {
 
 /// Starts `flowmeter serve` on port 0 and returns it with its address.
 pub fn start_server(db: &str, config: Option<&Path>) -> (std::process::Child, String) {
+    start_server_env(db, config, &[])
+}
+
+/// Starts `flowmeter serve` with a configuration and environment variables.
+pub fn start_server_with(
+    db: &str,
+    config: &Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    start_server_env(db, Some(config), env)
+}
+
+fn start_server_env(
+    db: &str,
+    config: Option<&Path>,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_flowmeter"));
     command
         .args(["serve", "--db", db, "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     command.env_remove("FLOWMETER_CONFIG");
+    command.envs(env.iter().copied());
     if let Some(config) = config {
         command.arg("--config").arg(config);
     }
@@ -342,4 +360,85 @@ pub fn post_json(address: &str, path: &str, body: &str) -> u16 {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("a status")
+}
+
+/// A TCP front for the test PostgreSQL that a test can cut (every connection dropped, new ones
+/// refused) and restore: the database going away and coming back, without stopping the
+/// PostgreSQL other tests share.
+pub struct PgProxy {
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cuts: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PgProxy {
+    /// Fronts the PostgreSQL of the admin URL, which must reach it by a Unix socket (`host=/dir`).
+    pub async fn start() -> PgProxy {
+        let admin = pg_admin_url();
+        let socket_dir = admin
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("host="))
+            .filter(|h| h.starts_with('/'))
+            .unwrap_or_else(|| panic!("the proxy needs a Unix-socket PostgreSQL URL: {admin}"))
+            .to_string();
+        let socket = format!("{socket_dir}/.s.PGSQL.5432");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cuts, _) = tokio::sync::watch::channel(0u64);
+        let task = tokio::spawn({
+            let (up, cuts) = (up.clone(), cuts.clone());
+            async move {
+                loop {
+                    let Ok((mut client, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    if !up.load(Ordering::SeqCst) {
+                        drop(client);
+                        continue;
+                    }
+                    let _ = client.set_nodelay(true);
+                    let socket = socket.clone();
+                    let mut cut = cuts.subscribe();
+                    tokio::spawn(async move {
+                        let Ok(mut server) = tokio::net::UnixStream::connect(&socket).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            _ = cut.changed() => {}
+                        }
+                    });
+                }
+            }
+        });
+        PgProxy {
+            port,
+            up,
+            cuts,
+            task,
+        }
+    }
+
+    /// The URL of database `db` through this proxy.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.cuts.send_modify(|n| *n += 1);
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for PgProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.cut();
+    }
 }

@@ -516,11 +516,16 @@ async fn pages_show_the_numbers_and_their_receipts() {
         )
         .await
         .unwrap();
-    let (_, metrics) = get(&state, "/metrics").await;
-    assert!(
-        metrics.contains("flowmeter_sync_cursor_age_seconds{source=\"jira\",scope=\"https://acme.atlassian.net\",resource=\"issues\"}"),
-        "{metrics}"
-    );
+    // Cursors are read through a cache of a few seconds.
+    let waiting = std::time::Instant::now();
+    loop {
+        let (_, metrics) = get(&state, "/metrics").await;
+        if metrics.contains("flowmeter_sync_cursor_age_seconds{source=\"jira\",scope=\"https://acme.atlassian.net\",resource=\"issues\"}") {
+            break;
+        }
+        assert!(waiting.elapsed().as_secs() < 20, "{metrics}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     db.finish().await;
 }
 
@@ -773,11 +778,16 @@ async fn the_sources_page_shows_records_and_connector_cursors() {
             )
             .await
             .unwrap();
-        let (_, body) = get(&state, &format!("/sources?{WINDOW}")).await;
-        assert!(
-            body.contains("<td>github</td><td>api.github.com/acme/api</td><td>pulls</td>"),
-            "{body}"
-        );
+        // Cursors are read through a cache of a few seconds.
+        let waiting = std::time::Instant::now();
+        let body = loop {
+            let (_, body) = get(&state, &format!("/sources?{WINDOW}")).await;
+            if body.contains("<td>github</td><td>api.github.com/acme/api</td><td>pulls</td>") {
+                break body;
+            }
+            assert!(waiting.elapsed().as_secs() < 20, "{body}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
         assert!(!body.contains("No connector has synced"));
         assert!(body.contains(r#"aria-current="page">Sources</a>"#));
     })

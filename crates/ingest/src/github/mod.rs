@@ -97,6 +97,32 @@ fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// When a rate limit resets in this machine's time: GitHub's reset less GitHub's own clock (the
+/// `Date` header), so a clock running ahead of GitHub's does not cut waits short. A reset too far
+/// away for the calendar is the latest time there is (and so longer than any allowed wait), never
+/// an overflow.
+fn reset_at(reset: Option<&str>, date: Option<&str>, now: Timestamp) -> Option<Timestamp> {
+    let seconds = reset?.trim().parse::<i64>().ok()?;
+    let reset = chrono::DateTime::from_timestamp(seconds, 0).unwrap_or(if seconds < 0 {
+        chrono::DateTime::<chrono::Utc>::MIN_UTC
+    } else {
+        chrono::DateTime::<chrono::Utc>::MAX_UTC
+    });
+    let server_now = date
+        .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+        .map(|d| d.to_utc());
+    Some(match server_now {
+        Some(server) => now
+            .checked_add_signed(reset - server)
+            .unwrap_or(if reset < server {
+                chrono::DateTime::<chrono::Utc>::MIN_UTC
+            } else {
+                chrono::DateTime::<chrono::Utc>::MAX_UTC
+            }),
+        None => reset,
+    })
+}
+
 fn until(reset: Timestamp) -> Duration {
     // Reset times have whole seconds: one more second makes sure the window has turned.
     (reset - chrono::Utc::now() + chrono::Duration::seconds(1))
@@ -278,18 +304,11 @@ impl Api {
         let headers = response.headers().clone();
         let remaining: Option<u64> =
             header(&headers, "x-ratelimit-remaining").and_then(|v| v.trim().parse().ok());
-        // The reset in this machine's time: GitHub's reset less GitHub's own clock (the `Date`
-        // header), so a clock running ahead of GitHub's does not cut waits short.
-        let server_now = header(&headers, "date")
-            .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
-            .map(|d| d.to_utc());
-        let reset = header(&headers, "x-ratelimit-reset")
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
-            .map(|r| match server_now {
-                Some(server) => chrono::Utc::now() + (r - server),
-                None => r,
-            });
+        let reset = reset_at(
+            header(&headers, "x-ratelimit-reset"),
+            header(&headers, "date"),
+            chrono::Utc::now(),
+        );
         if status == http::StatusCode::NOT_MODIFIED {
             return Ok(Answer {
                 body: None,
@@ -754,6 +773,10 @@ impl<'c, 'a> Pass<'c, 'a> {
     }
 
     async fn write(&mut self, kind: RecordKind, records: Vec<Record>) -> Result<(), StoreError> {
+        let (records, unfit) = crate::fit_all(records);
+        for warning in unfit {
+            self.warn(warning);
+        }
         let summary = self.ctx.store.write(kind, &records).await?;
         self.outcome.records += summary.received;
         self.outcome.changed += summary.changed;
@@ -1548,7 +1571,8 @@ pub async fn replay(store: &Store, config: &GithubConfig) -> Result<SyncOutcome,
         ("deployments", RecordKind::Deployments),
         ("incidents", RecordKind::Incidents),
     ] {
-        let batch = batches.remove(kind).unwrap_or_default();
+        let (batch, unfit) = crate::fit_all(batches.remove(kind).unwrap_or_default());
+        outcome.warnings.extend(unfit);
         for chunk in batch.chunks(5000) {
             let written = store.write(records, chunk).await?;
             outcome.records += written.received;
@@ -1563,6 +1587,46 @@ pub async fn replay(store: &Store, config: &GithubConfig) -> Result<SyncOutcome,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_reset_header_is_a_time_never_a_panic() {
+        let now = chrono::Utc::now();
+        let date = "Tue, 01 Dec 2026 12:00:00 GMT";
+        let github_now = chrono::DateTime::parse_from_rfc2822(date).unwrap().to_utc();
+        let in_30 = (github_now.timestamp() + 30).to_string();
+        assert_eq!(
+            reset_at(Some(&in_30), Some(date), now),
+            Some(now + chrono::Duration::seconds(30)),
+            "GitHub's clock, not ours"
+        );
+        let far = chrono::DateTime::<chrono::Utc>::MAX_UTC;
+        for huge in [
+            i64::MAX.to_string(),
+            "99999999999999".to_string(),
+            (far.timestamp() - 1).to_string(),
+        ] {
+            let reset = reset_at(Some(&huge), Some(date), now).unwrap();
+            assert!(reset > now + chrono::Duration::days(365), "{huge}");
+            let limits = Limits {
+                remaining: Some(0),
+                reset: Some(reset),
+                retry_after: None,
+                max_wait: Duration::from_secs(3600),
+            };
+            assert!(matches!(
+                fault_of(403, "/p", "", limits),
+                Fault::Permanent(_)
+            ));
+            assert!(until(reset) > Duration::from_secs(3600));
+        }
+        for past in [i64::MIN.to_string(), "-99999999999999".to_string()] {
+            let reset = reset_at(Some(&past), Some(date), now).unwrap();
+            assert!(reset < now, "{past}");
+            assert_eq!(until(reset), Duration::from_secs(1));
+        }
+        assert_eq!(reset_at(Some("soon"), Some(date), now), None);
+        assert_eq!(reset_at(None, Some(date), now), None);
+    }
 
     #[test]
     fn error_answers_follow_githubs_rate_limit_rules() {

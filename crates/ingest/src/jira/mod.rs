@@ -298,6 +298,10 @@ async fn write_issues(
             Err(warning) => warnings.push(warning),
         }
     }
+    let (issues, unfit) = crate::fit_all(issues);
+    warnings.extend(unfit);
+    let (incidents, unfit) = crate::fit_all(incidents);
+    warnings.extend(unfit);
     let written = store.write(RecordKind::Issues, &issues).await?;
     let incidents_written = store.write(RecordKind::Incidents, &incidents).await?;
     Ok((
