@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod digest;
 pub mod import;
 pub mod report;
 pub mod serve;

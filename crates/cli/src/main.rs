@@ -1,7 +1,7 @@
 //! `flowmeter`: the command line. It parses arguments, loads configuration, sets up logging and
 //! wires the store, the engine and the connectors together; business rules live in the crates.
 
-use flowmeter::{config, demo, import, report, serve, sync};
+use flowmeter::{config, demo, digest, import, report, serve, sync};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +53,12 @@ enum Command {
     },
     /// Write a synthetic organisation in the import format.
     Generate(GenerateArgs),
+    /// Send each team's weekly digest to Slack (once per week), or print it (--dry-run).
+    ///
+    /// A week is recorded as sent when Slack answered 200; a second run skips it. A process
+    /// killed between Slack's answer and the record sends again after the claim lapses: at
+    /// least once, at most twice.
+    Digest(digest::DigestArgs),
     /// Serve the dashboard, the JSON API, the push API and the CSV export.
     Serve(serve::ServeArgs),
     /// Load a demo organisation into its own embedded store and serve its dashboard.
@@ -158,6 +164,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out.display()
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Digest(args) => {
+            let config = config::load(cli.config.as_deref())?;
+            let store = flowmeter_store::Store::open(&cli.db).await?;
+            digest::run(&store, config, &args).await
         }
         Command::Serve(args) => {
             let config = config::load(cli.config.as_deref())?;

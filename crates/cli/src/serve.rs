@@ -37,10 +37,13 @@ pub async fn run(store: Store, config: Config, args: &ServeArgs) -> anyhow::Resu
     check_exposure(args.listen, &config, args.insecure_no_auth)?;
     let unguarded = config.server.tokens.is_empty();
     let config_public_dashboard = config.server.public_dashboard;
+    // Every digest's webhook is resolved before anything starts: a missing one fails now.
+    let digests = crate::digest::targets(&config, |v| std::env::var(v).ok())?;
     let schedule = crate::sync::spawn_schedule(store.clone(), config.clone());
     let state = flowmeter_web::AppState::new(store, config)
         .await
         .context("prepare the first snapshot")?;
+    let digests = crate::digest::spawn_schedule(state.clone(), digests)?;
     // On loopback: refuse requests addressed to other names (DNS rebinding).
     state.loopback_only(args.listen.ip().is_loopback());
     if !unguarded && config_public_dashboard {
@@ -75,6 +78,9 @@ pub async fn run(store: Store, config: Config, args: &ServeArgs) -> anyhow::Resu
     }
     if let Some(schedule) = schedule {
         schedule.abort();
+    }
+    if let Some(digests) = digests {
+        digests.abort();
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -21,6 +21,103 @@ pub struct Config {
     pub stages: StagesConfig,
     pub jira: JiraConfig,
     pub github: GithubConfig,
+    pub digests: Vec<DigestConfig>,
+}
+
+/// `[[digests]]`: a weekly Slack message with a team's numbers (`team = "all"`: the
+/// organisation's).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestConfig {
+    /// What the digest is recorded as (default: the team's name); unique.
+    #[serde(default)]
+    pub name: String,
+    /// A `[[teams]]` name, or `"all"`.
+    pub team: String,
+    /// The Slack incoming-webhook URL: a secret, never logged or shown.
+    #[serde(default)]
+    pub webhook_url: String,
+    /// An environment variable holding the webhook URL, instead of `webhook_url`.
+    #[serde(default)]
+    pub webhook_url_env: String,
+    /// When to send, as a cron expression (default Mondays at 09:00).
+    #[serde(default = "default_digest_schedule")]
+    pub schedule: String,
+    /// The IANA time zone of `schedule` (default UTC).
+    #[serde(default = "default_digest_timezone")]
+    pub timezone: String,
+}
+
+fn default_digest_schedule() -> String {
+    "0 9 * * MON".into()
+}
+
+fn default_digest_timezone() -> String {
+    "UTC".into()
+}
+
+impl DigestConfig {
+    /// What the digest is recorded and named as.
+    pub fn name(&self) -> &str {
+        if self.name.is_empty() {
+            &self.team
+        } else {
+            &self.name
+        }
+    }
+
+    /// The team it reports on; `None`: the organisation.
+    pub fn team(&self) -> Option<&str> {
+        (self.team != "all").then_some(self.team.as_str())
+    }
+
+    pub fn schedule(&self) -> Result<crate::schedule::Schedule, crate::schedule::ScheduleError> {
+        crate::schedule::Schedule::new(&self.schedule, &self.timezone)
+    }
+
+    /// The webhook URL, from the file or the named environment variable of digest `i`; the
+    /// error names the key or the variable, never a URL.
+    pub fn webhook(
+        &self,
+        i: usize,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<String, ConfigError> {
+        if !self.webhook_url.is_empty() {
+            return Ok(self.webhook_url.clone());
+        }
+        let var = &self.webhook_url_env;
+        match env(var).filter(|v| !v.trim().is_empty()) {
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => Ok(url),
+            Some(_) => Err(config_error(
+                format!("digests[{i}].webhook_url_env"),
+                format!("{var} does not hold an http(s) URL (value not shown)"),
+            )),
+            None => Err(config_error(
+                format!("digests[{i}].webhook_url_env"),
+                format!("{var} is not set"),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Debug for DigestConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DigestConfig")
+            .field("name", &self.name)
+            .field("team", &self.team)
+            .field(
+                "webhook_url",
+                &if self.webhook_url.is_empty() {
+                    ""
+                } else {
+                    "***"
+                },
+            )
+            .field("webhook_url_env", &self.webhook_url_env)
+            .field("schedule", &self.schedule)
+            .field("timezone", &self.timezone)
+            .finish()
+    }
 }
 
 /// How a repository's deployments are recognised on GitHub.
@@ -525,7 +622,8 @@ impl Config {
                 // Serde's messages may quote the value; under secrets they must not.
                 let secret = key.starts_with("server.tokens")
                     || key.starts_with("jira.token")
-                    || key.starts_with("github.token");
+                    || key.starts_with("github.token")
+                    || (key.starts_with("digests") && key.contains("webhook_url"));
                 let message = if secret {
                     "is not valid here (value not shown)".to_string()
                 } else {
@@ -680,6 +778,80 @@ impl Config {
                 ));
             }
         }
+        self.validate_digests()
+    }
+
+    fn validate_digests(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        for (i, digest) in self.digests.iter().enumerate() {
+            let key = |k: &str| format!("digests[{i}].{k}");
+            if digest.team != "all" && self.team(&digest.team).is_none() {
+                return Err(config_error(
+                    key("team"),
+                    format!(
+                        "'{}' is not a [[teams]] name (or \"all\" for the organisation)",
+                        digest.team
+                    ),
+                ));
+            }
+            match (
+                digest.webhook_url.is_empty(),
+                digest.webhook_url_env.is_empty(),
+            ) {
+                (true, true) | (false, false) => {
+                    return Err(config_error(
+                        key("webhook_url"),
+                        "set exactly one of webhook_url and webhook_url_env",
+                    ));
+                }
+                (false, true)
+                    if !digest.webhook_url.starts_with("https://")
+                        && !digest.webhook_url.starts_with("http://") =>
+                {
+                    return Err(config_error(
+                        key("webhook_url"),
+                        "must be an http(s) URL (value not shown)",
+                    ));
+                }
+                (true, false)
+                    if !digest
+                        .webhook_url_env
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        || digest
+                            .webhook_url_env
+                            .starts_with(|c: char| c.is_ascii_digit()) =>
+                {
+                    return Err(config_error(
+                        key("webhook_url_env"),
+                        format!(
+                            "'{}' is not an environment variable name",
+                            digest.webhook_url_env
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            if let Err(e) = digest.schedule() {
+                let which = match e {
+                    crate::schedule::ScheduleError::Cron(_) => "schedule",
+                    crate::schedule::ScheduleError::Zone(_) => "timezone",
+                };
+                return Err(config_error(key(which), e.to_string()));
+            }
+            if !names.insert(digest.name()) {
+                return Err(config_error(
+                    key("name"),
+                    format!("'{}' is configured twice; give one a name", digest.name()),
+                ));
+            }
+        }
+        if !self.digests.is_empty() && self.server.public_url.is_empty() {
+            return Err(config_error(
+                "server.public_url",
+                "must be set when [[digests]] are configured: it is the base of their links",
+            ));
+        }
         Ok(())
     }
 
@@ -788,7 +960,7 @@ fn apply_env(
             }
         }
     }
-    for list in ["services", "teams", "server.tokens"] {
+    for list in ["services", "teams", "server.tokens", "digests"] {
         let var = format!("FLOWMETER_{}", list.replace('.', "_").to_ascii_uppercase());
         // Set but empty (`FLOWMETER_SERVER_TOKENS=`) is the same as not set.
         let Some(raw) = env(&var).filter(|raw| !raw.trim().is_empty()) else {
@@ -859,6 +1031,105 @@ mod tests {
             let err = Config::from_toml(text, no_env).unwrap_err();
             assert!(err.key.starts_with(key), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn digest_errors_name_the_key_and_never_the_url() {
+        let base = "[server]\npublic_url = \"https://fm.example.com\"\n[[teams]]\nname = \"platform\"\nrepos = [\"acme/api\"]\n";
+        let secret = "https://hooks.slack.com/services/T000/B000/SECRETxyz";
+        let cases = [
+            (
+                format!("[[digests]]\nteam = \"nobody\"\nwebhook_url = \"{secret}\""),
+                "digests[0].team",
+            ),
+            (
+                "[[digests]]\nteam = \"all\"".to_string(),
+                "digests[0].webhook_url",
+            ),
+            (
+                format!(
+                    "[[digests]]\nteam = \"all\"\nwebhook_url = \"{secret}\"\nwebhook_url_env = \"X\""
+                ),
+                "digests[0].webhook_url",
+            ),
+            (
+                "[[digests]]\nteam = \"all\"\nwebhook_url = \"SECRETxyz\"".to_string(),
+                "digests[0].webhook_url",
+            ),
+            (
+                "[[digests]]\nteam = \"all\"\nwebhook_url = 7".to_string(),
+                "digests[0].webhook_url",
+            ),
+            (
+                "[[digests]]\nteam = \"all\"\nwebhook_url_env = \"SLACK URL\"".to_string(),
+                "digests[0].webhook_url_env",
+            ),
+            (
+                format!(
+                    "[[digests]]\nteam = \"all\"\nwebhook_url = \"{secret}\"\nschedule = \"9 * * MON\""
+                ),
+                "digests[0].schedule",
+            ),
+            (
+                format!(
+                    "[[digests]]\nteam = \"all\"\nwebhook_url = \"{secret}\"\ntimezone = \"Europe/Berln\""
+                ),
+                "digests[0].timezone",
+            ),
+            (
+                format!(
+                    "[[digests]]\nteam = \"all\"\nwebhook_url = \"{secret}\"\n[[digests]]\nteam = \"all\"\nwebhook_url = \"{secret}\""
+                ),
+                "digests[1].name",
+            ),
+        ];
+        for (digests, key) in cases {
+            let text = format!("{base}{digests}");
+            let err = Config::from_toml(&text, no_env).unwrap_err();
+            assert_eq!(err.key, key, "{text}: {err}");
+            assert!(!err.to_string().contains("SECRET"), "{err}");
+        }
+        let no_public_url = format!("[[digests]]\nteam = \"all\"\nwebhook_url = \"{secret}\"");
+        assert_eq!(
+            Config::from_toml(&no_public_url, no_env).unwrap_err().key,
+            "server.public_url"
+        );
+
+        let text = format!(
+            "{base}[[digests]]\nteam = \"platform\"\nwebhook_url = \"{secret}\"\ntimezone = \"Europe/Berlin\"\n[[digests]]\nname = \"org\"\nteam = \"all\"\nwebhook_url_env = \"SLACK_ORG\""
+        );
+        let config = Config::from_toml(&text, no_env).unwrap();
+        assert!(!format!("{config:?}").contains("SECRET"));
+        let [platform, org] = &config.digests[..] else {
+            panic!()
+        };
+        assert_eq!(
+            (platform.name(), platform.team()),
+            ("platform", Some("platform"))
+        );
+        assert_eq!((org.name(), org.team()), ("org", None));
+        assert_eq!(platform.webhook(0, no_env).unwrap(), secret);
+        let unset = org.webhook(1, no_env).unwrap_err();
+        assert_eq!(unset.key, "digests[1].webhook_url_env");
+        assert!(unset.message.contains("SLACK_ORG"), "{unset}");
+        let env = |v: &str| (v == "SLACK_ORG").then(|| secret.to_string());
+        assert_eq!(org.webhook(1, env).unwrap(), secret);
+        let wrong = |v: &str| (v == "SLACK_ORG").then(|| "SECRETxyz".to_string());
+        assert!(
+            !org.webhook(1, wrong)
+                .unwrap_err()
+                .to_string()
+                .contains("SECRET")
+        );
+
+        // The whole list from the environment.
+        let env = |v: &str| {
+            (v == "FLOWMETER_DIGESTS")
+                .then(|| format!("[{{team = \"all\", webhook_url = \"{secret}\"}}]"))
+        };
+        let config =
+            Config::from_toml("[server]\npublic_url = \"https://fm.example.com\"", env).unwrap();
+        assert_eq!(config.digests.len(), 1);
     }
 
     #[test]

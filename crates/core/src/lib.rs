@@ -9,6 +9,7 @@ pub mod csv;
 pub mod glob;
 pub mod import;
 pub mod model;
+pub mod schedule;
 pub mod window;
 
 pub use config::Config;
@@ -16,7 +17,7 @@ pub use model::{
     Commit, Dataset, Deployment, DeploymentStatus, Incident, Issue, PullRequest, Record, Review,
     Transition,
 };
-pub use window::{Scope, Window};
+pub use window::{IsoWeek, Scope, Window};
 
 /// Every timestamp Flowmeter handles is UTC.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

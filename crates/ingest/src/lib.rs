@@ -8,6 +8,7 @@ pub mod github;
 pub mod http;
 pub mod jira;
 pub mod retry;
+pub mod slack;
 
 /// The records fitted to the import rules (see [`flowmeter_core::import::fit`]), and a warning
 /// for each one that cannot be (it is not stored; its raw payload is kept).

@@ -5,9 +5,12 @@
 //! same records arrive again. Bulk writes go through multi-row statements on SQLite and `COPY`
 //! on PostgreSQL. The store knows nothing of metrics: it hands the engine a [`Dataset`].
 
+mod digests;
 mod pg;
 mod rows;
 mod sqlite;
+
+pub use digests::{DigestClaim, DigestSend, DigestState, DigestTicket};
 
 use std::str::FromStr;
 

@@ -8,6 +8,7 @@
 
 mod api;
 mod auth;
+pub mod digest;
 pub mod error;
 mod openapi;
 mod pages;
@@ -42,6 +43,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/pull-requests"),
     ("GET", "/value-stream"),
     ("GET", "/sources"),
+    ("GET", "/digest"),
     ("GET", "/receipts/{metric}"),
     ("GET", "/static/style.css"),
     ("GET", "/signin"),
@@ -73,6 +75,7 @@ pub fn app(state: AppState) -> Router {
         .route("/pull-requests", get(pages::pull_requests))
         .route("/value-stream", get(pages::value_stream))
         .route("/sources", get(pages::sources))
+        .route("/digest", get(pages::digest))
         .route("/receipts/{metric}", get(pages::receipts))
         .route("/static/style.css", get(pages::stylesheet))
         .route("/signin", get(auth::signin_form).post(auth::signin))

@@ -166,6 +166,7 @@ pub fn document() -> Value {
             "/incidents": page("Incidents resolved in the window and still open.", filters(false)),
             "/pull-requests": page("Open pull requests waiting for review.", filters(false)),
             "/value-stream": page("Where time goes per stage, the bottleneck, and work waiting in each stage.", filters(false)),
+            "/digest": page("A team's weekly digest (the same content as its Slack message): `team` (a team, or `all`) and `week` (`2026-W47`, default the last complete week).", filters(false)),
             "/sources": page("Where the data comes from: records in the store, the snapshot shown, and when each connector cursor last moved.", filters(false)),
             "/receipts/{metric}": {"get": {"summary": "The rows behind one number and the rule applied.", "parameters": receipt_params, "responses": {"200": {"description": "HTML page.", "content": {"text/html": {}}}, "400": error(), "404": error()}}},
             "/static/style.css": {"get": {"summary": "The dashboard's stylesheet.", "responses": {"200": {"description": "CSS.", "content": {"text/css": {}}}}}},

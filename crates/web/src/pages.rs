@@ -100,7 +100,7 @@ fn render(template: &impl Template) -> Result<Response, ApiError> {
     Ok(Html(template.render().map_err(ApiError::internal)?).into_response())
 }
 
-fn tier_name(tier: Option<Tier>) -> &'static str {
+pub(crate) fn tier_name(tier: Option<Tier>) -> &'static str {
     match tier {
         Some(Tier::Elite) => "elite",
         Some(Tier::High) => "high",
@@ -110,7 +110,7 @@ fn tier_name(tier: Option<Tier>) -> &'static str {
     }
 }
 
-fn hours(h: Option<f64>) -> String {
+pub(crate) fn hours(h: Option<f64>) -> String {
     match h {
         None => "no data".into(),
         Some(h) if h < 48.0 => format!("{h:.1} h"),
@@ -118,7 +118,7 @@ fn hours(h: Option<f64>) -> String {
     }
 }
 
-fn percent(r: Option<f64>) -> String {
+pub(crate) fn percent(r: Option<f64>) -> String {
     r.map(|r| format!("{:.1}%", r * 100.0))
         .unwrap_or_else(|| "no data".into())
 }
@@ -175,7 +175,12 @@ pub struct Card {
 }
 
 /// How a number moved against the previous window, in words.
-fn trend(now: Option<f64>, before: Option<f64>, lower_is_better: bool, days: i64) -> String {
+pub(crate) fn trend(
+    now: Option<f64>,
+    before: Option<f64>,
+    lower_is_better: bool,
+    days: i64,
+) -> String {
     match (now, before) {
         (Some(now), Some(before)) if before != 0.0 => {
             let change = (now - before) / before * 100.0;
@@ -999,4 +1004,64 @@ pub async fn value_stream(
         })
     })
     .await
+}
+
+#[derive(Template)]
+#[template(path = "digest.html")]
+struct DigestPage {
+    frame: Frame,
+    lines: crate::digest::Lines,
+}
+
+/// A team's weekly digest: what its Slack message says, with the same links.
+pub async fn digest(
+    State(state): State<AppState>,
+    Query(filters): Query<Filters>,
+) -> Result<Response, ApiError> {
+    use flowmeter_core::IsoWeek;
+    let view = state.view();
+    let week = match filters
+        .week
+        .as_deref()
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+    {
+        Some(w) => IsoWeek::parse("week", w)?,
+        None => IsoWeek::completed_before(chrono::Utc::now()),
+    };
+    let team = filters
+        .team
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && *t != "all")
+        .map(String::from);
+    let window = week.window();
+    let key = format!(
+        "/digest?team={}&week={week}",
+        crate::params::encode(team.as_deref().unwrap_or("all"))
+    );
+    if let Some(html) = view.cached(&key) {
+        return Ok(Html(html).into_response());
+    }
+    let now = chrono::Utc::now();
+    state
+        .clone()
+        .heavy(move || {
+            let digest = crate::digest::Digest::build(&view.snapshot, team.as_deref(), week, now)?;
+            let lines = digest.lines(&crate::digest::Links::of(view.snapshot.config(), ""));
+            let frame_filters = Filters {
+                from: Some(window.from.to_string()),
+                to: Some(window.to.to_string()),
+                team,
+                ..Filters::default()
+            };
+            let page = DigestPage {
+                frame: Frame::new("digest", &view, &frame_filters, &window),
+                lines,
+            };
+            let html = page.render().map_err(ApiError::internal)?;
+            view.remember(key, html.clone());
+            Ok(Html(html).into_response())
+        })
+        .await
 }

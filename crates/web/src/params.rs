@@ -22,6 +22,8 @@ pub struct Filters {
     pub cursor: Option<String>,
     /// A list page's page number, from 1.
     pub page: Option<String>,
+    /// An ISO week (`2026-W47`), on the digest page.
+    pub week: Option<String>,
 }
 
 /// A form field left empty means "not given".

@@ -3,6 +3,7 @@
 mod support;
 
 mod cli;
+mod digest;
 mod edge_records;
 mod fuzz;
 mod github;

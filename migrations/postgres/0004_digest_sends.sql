@@ -1,0 +1,14 @@
+-- Weekly digests: one row per digest and ISO week, claimed before the send so that two
+-- processes never both send it, and marked sent once Slack answered 200.
+CREATE TABLE digest_sends (
+    digest        TEXT NOT NULL,
+    week          TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('sending', 'sent', 'failed')),
+    attempts      BIGINT NOT NULL,
+    claimed_at    TIMESTAMPTZ NOT NULL,
+    claimed_until TIMESTAMPTZ,
+    sent_at       TIMESTAMPTZ,
+    retry_at      TIMESTAMPTZ,
+    error         TEXT,
+    PRIMARY KEY (digest, week)
+);
