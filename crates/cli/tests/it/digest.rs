@@ -569,8 +569,13 @@ async fn a_kill_between_slacks_answer_and_the_record_sends_at_most_twice() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(cli.record("2026-W47").await.state, DigestState::Sending);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let claim = cli.record("2026-W47").await;
+    assert_eq!(claim.state, DigestState::Sending);
+    // Until the claim has lapsed (its end is kept to the second).
+    let lapsed = claim.claimed_until.unwrap() + chrono::Duration::milliseconds(1500);
+    while chrono::Utc::now() < lapsed {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (ok, printed) = tokio::task::block_in_place(|| cli.digest("2026-W47", &[]));
     assert!(ok && printed.contains("sent (1 requests)"), "{printed}");
     let (ok, printed) = tokio::task::block_in_place(|| cli.digest("2026-W47", &[]));
