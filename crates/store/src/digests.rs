@@ -184,28 +184,19 @@ impl Store {
     pub async fn digest_send(&self, digest: &str, week: &str) -> Result<Option<DigestSend>> {
         let what = "read a digest's record";
         match self {
-            Store::Sqlite(pool) => {
-                let row = sqlx::query(ONE)
-                    .bind(digest)
-                    .bind(week)
-                    .fetch_optional(pool)
-                    .await
-                    .map_err(query_error(what))?;
-                row.map(|r| send_of!(&r))
-                    .transpose()
-                    .map_err(query_error(what))
-            }
-            Store::Postgres(pool) => {
-                let row = sqlx::query(pg(ONE))
-                    .bind(digest)
-                    .bind(week)
-                    .fetch_optional(pool)
-                    .await
-                    .map_err(query_error(what))?;
-                row.map(|r| send_of!(&r))
-                    .transpose()
-                    .map_err(query_error(what))
-            }
+            Store::Sqlite(pool) => sqlx::query(ONE)
+                .bind(digest)
+                .bind(week)
+                .fetch_optional(pool)
+                .await
+                .and_then(|row| row.map(|r| send_of!(&r)).transpose()),
+            Store::Postgres(pool) => sqlx::query(pg(ONE))
+                .bind(digest)
+                .bind(week)
+                .fetch_optional(pool)
+                .await
+                .and_then(|row| row.map(|r| send_of!(&r)).transpose()),
         }
+        .map_err(query_error(what))
     }
 }
