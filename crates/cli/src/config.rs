@@ -17,5 +17,19 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
             Err(e) => return Err(e).context("read configuration flowmeter.toml"),
         },
     };
-    Ok(Config::from_toml(&text, env)?)
+    let mut config = Config::from_toml(&text, env)?;
+    let absences = &config.capitalization.absences_file;
+    if !absences.is_empty() {
+        // Relative to the configuration file.
+        let base = path
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."))
+            .join(absences);
+        let text = std::fs::read_to_string(&base)
+            .with_context(|| format!("read capitalization.absences_file {}", base.display()))?;
+        let name = format!("capitalization.absences_file {}", base.display());
+        flowmeter_core::people::add_absences(&mut config.people, &text, &name)?;
+        config.validate()?;
+    }
+    Ok(config)
 }

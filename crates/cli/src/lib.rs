@@ -1,5 +1,6 @@
 //! The `flowmeter` command's building blocks, shared by the binary and its tests.
 
+pub mod capitalization;
 pub mod config;
 pub mod demo;
 pub mod digest;

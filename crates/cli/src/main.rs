@@ -1,7 +1,7 @@
 //! `flowmeter`: the command line. It parses arguments, loads configuration, sets up logging and
 //! wires the store, the engine and the connectors together; business rules live in the crates.
 
-use flowmeter::{config, demo, digest, import, report, serve, sync};
+use flowmeter::{capitalization, config, demo, digest, import, report, serve, sync};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +59,14 @@ enum Command {
     /// killed between Slack's answer and the record sends again after the claim lapses: at
     /// least once, at most twice.
     Digest(digest::DigestArgs),
+    /// Write a file for finance.
+    Export {
+        #[command(subcommand)]
+        what: capitalization::ExportKind,
+    },
+    /// List the people of the configuration with their activity, or (--unmapped) the
+    /// identities no person claims yet.
+    People(capitalization::PeopleArgs),
     /// Serve the dashboard, the JSON API, the push API and the CSV export.
     Serve(serve::ServeArgs),
     /// Load a demo organisation into its own embedded store and serve its dashboard.
@@ -169,6 +177,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = config::load(cli.config.as_deref())?;
             let store = flowmeter_store::Store::open(&cli.db).await?;
             digest::run(&store, config, &args).await
+        }
+        Command::Export { what } => {
+            let config = config::load(cli.config.as_deref())?;
+            let store = flowmeter_store::Store::open(&cli.db).await?;
+            capitalization::run_export(&store, &config, &what).await
+        }
+        Command::People(args) => {
+            let config = config::load(cli.config.as_deref())?;
+            let store = flowmeter_store::Store::open(&cli.db).await?;
+            capitalization::run_people(&store, &config, &args).await
         }
         Command::Serve(args) => {
             let config = config::load(cli.config.as_deref())?;

@@ -22,6 +22,8 @@ pub struct Config {
     pub jira: JiraConfig,
     pub github: GithubConfig,
     pub digests: Vec<DigestConfig>,
+    pub people: Vec<crate::people::PersonConfig>,
+    pub capitalization: crate::people::CapitalizationConfig,
 }
 
 /// `[[digests]]`: a weekly Slack message with a team's numbers (`team = "all"`: the
@@ -589,7 +591,7 @@ pub struct ConfigError {
     pub message: String,
 }
 
-fn config_error(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+pub(crate) fn config_error(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError {
         key: key.into(),
         message: message.into(),
@@ -778,7 +780,8 @@ impl Config {
                 ));
             }
         }
-        self.validate_digests()
+        self.validate_digests()?;
+        crate::people::validate(&self.people, &self.capitalization, &self.teams)
     }
 
     fn validate_digests(&self) -> Result<(), ConfigError> {

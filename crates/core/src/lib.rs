@@ -9,6 +9,7 @@ pub mod csv;
 pub mod glob;
 pub mod import;
 pub mod model;
+pub mod people;
 pub mod schedule;
 pub mod window;
 

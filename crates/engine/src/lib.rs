@@ -7,6 +7,7 @@
 //! one window and scope. A [`Snapshot`] holds both halves, so a report costs only the second.
 //! Polars' `collect()` must not run on an async runtime thread: call this from blocking code.
 
+pub mod capitalization;
 mod classify;
 pub mod metrics;
 pub mod model;

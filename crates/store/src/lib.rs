@@ -5,11 +5,13 @@
 //! same records arrive again. Bulk writes go through multi-row statements on SQLite and `COPY`
 //! on PostgreSQL. The store knows nothing of metrics: it hands the engine a [`Dataset`].
 
+mod activity;
 mod digests;
 mod pg;
 mod rows;
 mod sqlite;
 
+pub use activity::IdentityActivity;
 pub use digests::{DigestClaim, DigestSend, DigestState, DigestTicket};
 
 use std::str::FromStr;
@@ -54,6 +56,33 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// The PostgreSQL channel every write that changed records notifies (with its generation) when
 /// it commits, so every process serving the store applies it at once.
 pub const CHANGES_CHANNEL: &str = "flowmeter_changes";
+
+/// The record a row of `table` (read with its `select_sql` columns) holds, on either backend.
+macro_rules! decode_record {
+    ($kind:expr, $table:expr, $row:expr) => {{
+        use sqlx::Row as _;
+        let values = $table
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, (_, col))| {
+                Ok(match col {
+                    rows::Col::Text => rows::Val::Text(
+                        $row.try_get::<Option<String>, _>(i)?
+                            .map(std::borrow::Cow::Owned),
+                    ),
+                    rows::Col::Int => rows::Val::Int($row.try_get(i)?),
+                    rows::Col::Real => rows::Val::Real($row.try_get(i)?),
+                    rows::Col::Bool => rows::Val::Bool($row.try_get(i)?),
+                    rows::Col::Ts => rows::Val::Ts($row.try_get(i)?),
+                })
+            })
+            .collect::<std::result::Result<Vec<rows::Val>, sqlx::Error>>()
+            .map_err(query_error("decode records"))?;
+        rows::from_row($kind, values)?
+    }};
+}
+pub(crate) use decode_record;
 
 pub(crate) fn query_error(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { what, source }
@@ -605,7 +634,6 @@ impl Store {
         macro_rules! read_records {
             ($tx:expr, $placeholder:literal) => {{
                 use futures_util::TryStreamExt as _;
-                use sqlx::Row as _;
                 let generation: i64 =
                     sqlx::query_scalar("SELECT value FROM store_generation WHERE id = 1")
                         .fetch_one(&mut *$tx)
@@ -629,25 +657,7 @@ impl Store {
                         .await
                         .map_err(query_error("read records"))?
                     {
-                        let values = table
-                            .columns
-                            .iter()
-                            .enumerate()
-                            .map(|(i, (_, col))| {
-                                Ok(match col {
-                                    rows::Col::Text => rows::Val::Text(
-                                        row.try_get::<Option<String>, _>(i)?
-                                            .map(std::borrow::Cow::Owned),
-                                    ),
-                                    rows::Col::Int => rows::Val::Int(row.try_get(i)?),
-                                    rows::Col::Real => rows::Val::Real(row.try_get(i)?),
-                                    rows::Col::Bool => rows::Val::Bool(row.try_get(i)?),
-                                    rows::Col::Ts => rows::Val::Ts(row.try_get(i)?),
-                                })
-                            })
-                            .collect::<std::result::Result<Vec<rows::Val>, sqlx::Error>>()
-                            .map_err(query_error("decode records"))?;
-                        dataset.push(rows::from_row(kind, values)?);
+                        dataset.push(decode_record!(kind, table, row));
                         held += 1;
                         if held >= size {
                             parts

@@ -95,7 +95,10 @@ pub fn generate(scale: Scale, seed: u64, out: &Path) -> io::Result<Summary> {
     fs::create_dir_all(out)?;
     let plan = Plan::of(scale);
     let org = org::Org::build(&plan, seed);
-    fs::write(out.join("flowmeter.toml"), org.config_toml(scale, seed))?;
+    fs::write(
+        out.join("flowmeter.toml"),
+        org.config_toml(scale, seed, plan.start),
+    )?;
     let mut sink = Sink::create(out)?;
     for team in 0..org.teams.len() {
         let mut backlog = issues::Backlog::plan(&org, team, &plan, seed);

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::text::{FIRST_NAMES, LAST_NAMES};
+use crate::text::{FIRST_NAMES, LAST_NAMES, capitalize};
 use crate::{Plan, Scale, Tier, pick};
 
 /// The organisation's GitHub owner.
@@ -483,7 +483,7 @@ impl Org {
     }
 
     /// The configuration file declaring the monorepo's services and every team.
-    pub(crate) fn config_toml(&self, scale: Scale, seed: u64) -> String {
+    pub(crate) fn config_toml(&self, scale: Scale, seed: u64, start: crate::Secs) -> String {
         let mut out = format!(
             "# Flowmeter configuration of the synthetic organisation '{OWNER}'.\n\
              # Written by `flowmeter generate --scale {scale} --seed {seed}`.\n"
@@ -531,7 +531,89 @@ impl Org {
                 let _ = writeln!(out, "services = {}", list(&services));
             }
         }
+        self.people_toml(&mut out, seed, start);
         out
+    }
+
+    /// `[capitalization]` with a project per team (some not yet authorized when the data
+    /// starts, some gone live before it ends) and `[[people]]` for most people: several
+    /// identities each (some left out, so `flowmeter people --unmapped` has work), cost
+    /// centres, part-timers, joiners, a team change, and absences.
+    fn people_toml(&self, out: &mut String, seed: u64, start: crate::Secs) {
+        use crate::{DAY, END};
+        let mut rng = crate::rng_for(seed, 0xCAB1);
+        let day = |secs: crate::Secs| crate::ts(secs).date_naive();
+        out.push_str(
+            "\n[capitalization]\nhours_per_week = 40\n\n[[capitalization.rules]]\n\
+             name = \"tech debt is maintenance\"\nlabel = [\"tech-debt\"]\ncapitalizable = false\n",
+        );
+        for (t, team) in self.teams.iter().enumerate() {
+            let authorized = start + (60 + 45 * t as i64) * DAY;
+            let _ = write!(
+                out,
+                "\n[[capitalization.projects]]\nname = {}\njira_projects = [{}]\nauthorized_from = {}\n",
+                quote(&format!("{} platform", capitalize(team.name))),
+                quote(team.key),
+                day(authorized),
+            );
+            if t % 2 == 1 {
+                let _ = writeln!(
+                    out,
+                    "ready_for_use = {}",
+                    day(END - (40 + 20 * t as i64) * DAY)
+                );
+            }
+        }
+        for (t, team) in self.teams.iter().enumerate() {
+            for &p in &team.members {
+                if p % 9 == 8 {
+                    continue; // not mapped yet
+                }
+                let person = &self.people[p];
+                let mut identities = vec![person.login.clone()];
+                if p % 6 != 5 {
+                    identities.push(format!("{}@{OWNER}.dev", person.login));
+                }
+                let _ = write!(
+                    out,
+                    "\n[[people]]\nid = \"e{:04}\"\nname = {}\nidentities = {}\ncost_center = \"CC-{}\"\n",
+                    1000 + p,
+                    quote(&person.name),
+                    list(&identities.iter().map(String::as_str).collect::<Vec<_>>()),
+                    100 + 10 * t,
+                );
+                if p % 13 == 6 && self.teams.len() > 1 {
+                    let before = &self.teams[(t + 1) % self.teams.len()];
+                    let _ = writeln!(
+                        out,
+                        "team = [{{ team = {} }}, {{ team = {}, from = {} }}]",
+                        quote(before.name),
+                        quote(team.name),
+                        day(END - 200 * DAY)
+                    );
+                } else {
+                    let _ = writeln!(out, "team = {}", quote(team.name));
+                }
+                if p % 7 == 3 {
+                    out.push_str("fte = 0.8\n");
+                }
+                if p % 11 == 4 {
+                    let _ = writeln!(out, "from = {}", day(END - (120 - (p % 5) as i64) * DAY));
+                }
+                let span = (END - start) / DAY;
+                let first = rng.random_range(0..span / 2 - 10);
+                let second = rng.random_range(span / 2..span - 10);
+                let absences: Vec<String> = [first, second]
+                    .iter()
+                    .map(|&d| {
+                        let from = start + d * DAY;
+                        let until = from + rng.random_range(0..5) * DAY;
+                        format!("{{ from = {}, until = {} }}", day(from), day(until))
+                    })
+                    .collect();
+                let _ = writeln!(out, "absences = [{}]", absences.join(", "));
+            }
+        }
     }
 }
 

@@ -127,6 +127,11 @@ fn scale_s_is_valid_sized_and_consistent() {
     let config = Config::from_toml(&toml, |_| None).unwrap();
     assert_eq!(config.teams.len(), 3);
     assert_eq!(config.services.len(), 2);
+    // People for the capitalization export: most people, some identities left unmapped.
+    let people: usize = config.teams.iter().map(|t| t.members.len()).sum();
+    assert!(config.people.len() < people && config.people.len() * 10 > people * 8);
+    assert!(config.people.iter().any(|p| p.identities.len() == 1));
+    assert_eq!(config.capitalization.projects.len(), 3);
     assert!(
         config
             .teams

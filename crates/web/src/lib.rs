@@ -8,6 +8,7 @@
 
 mod api;
 mod auth;
+pub mod capitalization;
 pub mod digest;
 pub mod error;
 mod openapi;
@@ -44,6 +45,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/value-stream"),
     ("GET", "/sources"),
     ("GET", "/digest"),
+    ("GET", "/capitalization"),
+    ("GET", "/export/capitalization.csv"),
     ("GET", "/receipts/{metric}"),
     ("GET", "/static/style.css"),
     ("GET", "/signin"),
@@ -76,6 +79,11 @@ pub fn app(state: AppState) -> Router {
         .route("/value-stream", get(pages::value_stream))
         .route("/sources", get(pages::sources))
         .route("/digest", get(pages::digest))
+        .route("/capitalization", get(capitalization::page))
+        .route(
+            "/export/capitalization.csv",
+            get(capitalization::export_csv),
+        )
         .route("/receipts/{metric}", get(pages::receipts))
         .route("/static/style.css", get(pages::stylesheet))
         .route("/signin", get(auth::signin_form).post(auth::signin))

@@ -166,6 +166,7 @@ pub fn document() -> Value {
             "/incidents": page("Incidents resolved in the window and still open.", filters(false)),
             "/pull-requests": page("Open pull requests waiting for review.", filters(false)),
             "/value-stream": page("Where time goes per stage, the bottleneck, and work waiting in each stage.", filters(false)),
+            "/capitalization": page("The capitalization view of a week (docs/capitalization.md): `week` (`2026-W47`, default the last complete week with data) and `team`: capitalizable share per team and project over 8 weeks, people-weeks with unattributed time, and each row with its receipt.", filters(false)),
             "/digest": page("A team's weekly digest (the same content as its Slack message): `team` (a team, or `all`) and `week` (`2026-W47`, default the last complete week).", filters(false)),
             "/sources": page("Where the data comes from: records in the store, the snapshot shown, and when each connector cursor last moved.", filters(false)),
             "/receipts/{metric}": {"get": {"summary": "The rows behind one number and the rule applied.", "parameters": receipt_params, "responses": {"200": {"description": "HTML page.", "content": {"text/html": {}}}, "400": error(), "404": error()}}},
@@ -190,6 +191,11 @@ pub fn document() -> Value {
             "/api/v1/openapi.json": {"get": {"summary": "This document.", "responses": {"200": {"description": "OpenAPI 3.1.", "content": {"application/json": {}}}}}},
             "/export/dora.csv": {"get": {"summary": "One row per ISO week and service with the week's figures.", "parameters": filters(false), "responses": {
                 "200": {"description": "CSV.", "content": {"text/csv": {}}}, "400": error(), "401": error(), "404": error()}}},
+            "/export/capitalization.csv": {"get": {"summary": "The capitalization export (docs/capitalization.md): one row per person, ISO week and work item with its FTE share, whether it is capitalizable and the rule that decided. The same weeks of an unchanged store give the same bytes.", "parameters": [
+                query("week", "An ISO week that has ended, such as 2026-W47 (default: the last one).", false, json!({"type": "string"})),
+                query("weeks", "A range of ended ISO weeks, such as 2026-W40..2026-W47 (at most 106), instead of week.", false, json!({"type": "string"})),
+                query("team", "Only the people of this team (in the week).", false, json!({"type": "string"}))],
+                "responses": {"200": {"description": "CSV; the header X-Flowmeter-Generation names the store generation it reflects, X-Flowmeter-Method-Version the method's version.", "content": {"text/csv": {}}}, "400": error(), "401": error()}}},
             "/healthz": {"get": {"summary": "Liveness.", "responses": {"200": {"description": "ok"}}}},
             "/readyz": {"get": {"summary": "Readiness: the store answers.", "responses": {"200": {"description": "ready"}, "503": {"description": "store unreachable"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics.", "responses": {"200": {"description": "Text exposition format.", "content": {"text/plain": {}}}}}}

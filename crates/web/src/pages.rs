@@ -49,7 +49,12 @@ pub struct Frame {
 }
 
 impl Frame {
-    fn new(active: &'static str, view: &View, filters: &Filters, window: &Window) -> Frame {
+    pub(crate) fn new(
+        active: &'static str,
+        view: &View,
+        filters: &Filters,
+        window: &Window,
+    ) -> Frame {
         let scope = filters.scope();
         let choices = |values: Vec<String>, selected: &Option<String>| {
             values

@@ -24,10 +24,12 @@ pub struct Filters {
     pub page: Option<String>,
     /// An ISO week (`2026-W47`), on the digest page.
     pub week: Option<String>,
+    /// A range of ISO weeks (`2026-W40..2026-W47`), on the capitalization export.
+    pub weeks: Option<String>,
 }
 
 /// A form field left empty means "not given".
-fn given(value: &Option<String>) -> Option<String> {
+pub(crate) fn given(value: &Option<String>) -> Option<String> {
     value
         .as_ref()
         .map(|v| v.trim().to_string())

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod capitalization;
 mod cli;
 mod digest;
 mod edge_records;
