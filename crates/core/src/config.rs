@@ -135,14 +135,16 @@ pub enum DeploymentSource {
     WorkflowRuns,
 }
 
-/// How each pull request's commits, reviews and ready-for-review time are read.
+/// Which GitHub API reads the details of listed items: each pull request's commits, reviews
+/// and ready-for-review time (`pull_details`), each deployment's statuses and each release's
+/// commit (`deployment_details`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PullDetails {
-    /// One GraphQL query per 25 pull requests.
+    /// Batched GraphQL queries (25 pull requests, or 100 deployments or releases, a query).
     #[default]
     Graphql,
-    /// One REST timeline listing per pull request.
+    /// One REST request per item.
     Rest,
 }
 
@@ -181,6 +183,9 @@ pub struct GithubConfig {
     pub deployment_sources: Vec<DeploymentSourceConfig>,
     /// How pull request details are read: `graphql` (batched) or `rest` (a timeline each).
     pub pull_details: PullDetails,
+    /// How deployment statuses and release commits are read: `graphql` (100 a query) or `rest`
+    /// (one request per deployment or release).
+    pub deployment_details: PullDetails,
     /// Repositories synced at the same time (each one's resources one after the other).
     pub concurrency: u32,
     /// Hours of default-branch history re-read before the cursor on each incremental sync.
@@ -203,6 +208,7 @@ impl Default for GithubConfig {
             incident_labels: vec!["incident".into()],
             deployment_sources: Vec::new(),
             pull_details: PullDetails::Graphql,
+            deployment_details: PullDetails::Graphql,
             concurrency: 4,
             overlap_hours: 24,
             page_size: 100,

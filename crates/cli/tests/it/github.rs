@@ -306,6 +306,7 @@ fn deployment(
 ) -> (Value, Vec<Value>) {
     let mut d = t.deployment.clone();
     d["id"] = json!(id);
+    d["node_id"] = json!(format!("DE_{id}"));
     d["sha"] = json!(sha);
     d["environment"] = json!(env);
     d["original_environment"] = json!(env);
@@ -701,6 +702,9 @@ pub(crate) struct Switches {
     truncated: HashSet<u64>,
     /// GraphQL answers every query with an error and no data.
     graphql_refused: bool,
+    /// GraphQL leaves every other deployment or release out of its answer (`null`, with an
+    /// error beside the data, as GitHub does for a node it cannot resolve).
+    graphql_partial: bool,
     /// Requests fail with a 5xx at this rate (per mille), drawn from the seed and the request
     /// number.
     pub(crate) random_faults: Option<(u64, u64)>,
@@ -772,30 +776,15 @@ async fn answer(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    // A GraphQL query is logged as `/graphql` with the pull requests it asks for.
+    // A GraphQL query is logged as `/graphql` with what it asks for.
     // GitHub Enterprise Server answers GraphQL at /api/graphql.
     let graphql = ["/graphql", "/api/graphql"]
         .contains(&uri.path())
-        .then(|| graphql_numbers(&body));
-    let response = respond(
-        &fake,
-        &uri,
-        &headers,
-        graphql
-            .as_ref()
-            .map(|(repo, n)| (repo.as_str(), n.as_slice())),
-    )
-    .await;
+        .then(|| Ask::of(&body));
+    let response = respond(&fake, &uri, &headers, graphql.as_ref()).await;
     fake.log.lock().unwrap().push(Logged {
         url: match &graphql {
-            Some((_, numbers)) => format!(
-                "/graphql {}",
-                numbers
-                    .iter()
-                    .map(|n| format!("pr{n}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
+            Some(ask) => format!("/graphql {}", ask.label()),
             None => uri.to_string(),
         },
         conditional: headers.contains_key("if-none-match"),
@@ -804,21 +793,120 @@ async fn answer(
     response
 }
 
-/// The repository and pull request numbers a details query asks for.
-fn graphql_numbers(body: &str) -> (String, Vec<u64>) {
-    let query: Value = serde_json::from_str(body).unwrap();
-    let query = query["query"].as_str().unwrap();
-    let field = |name: &str| {
-        let start = query.find(&format!("{name}: \"")).unwrap() + name.len() + 3;
-        query[start..].split('"').next().unwrap().to_string()
-    };
-    let repo = format!("{}/{}", field("owner"), field("name"));
-    let numbers = query
-        .split("pullRequest(number: ")
-        .skip(1)
-        .map(|rest| rest.split(')').next().unwrap().parse().unwrap())
+/// What a GraphQL query asks for: pull request details of a repository, deployments' statuses
+/// by node id, or the commits of a repository's release tags.
+enum Ask {
+    Pulls(String, Vec<u64>),
+    Deployments(Vec<String>),
+    Releases(String, Vec<String>),
+}
+
+impl Ask {
+    fn of(body: &str) -> Ask {
+        let query: Value = serde_json::from_str(body).unwrap();
+        let query = query["query"].as_str().unwrap();
+        if let Some(rest) = query.split_once("nodes(ids: ").map(|(_, r)| r) {
+            let list = &rest[..rest.find(')').unwrap()];
+            return Ask::Deployments(serde_json::from_str(list).unwrap());
+        }
+        let field = |name: &str| {
+            let start = query.find(&format!("{name}: \"")).unwrap() + name.len() + 3;
+            query[start..].split('"').next().unwrap().to_string()
+        };
+        let repo = format!("{}/{}", field("owner"), field("name"));
+        if query.contains("release(tagName: ") {
+            let tags = query
+                .split("release(tagName: ")
+                .skip(1)
+                .map(|rest| {
+                    let end = rest.find(") {").unwrap();
+                    serde_json::from_str::<String>(&rest[..end]).unwrap()
+                })
+                .collect();
+            return Ask::Releases(repo, tags);
+        }
+        let numbers = query
+            .split("pullRequest(number: ")
+            .skip(1)
+            .map(|rest| rest.split(')').next().unwrap().parse().unwrap())
+            .collect();
+        Ask::Pulls(repo, numbers)
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Ask::Pulls(_, numbers) => numbers
+                .iter()
+                .map(|n| format!("pr{n}"))
+                .collect::<Vec<_>>()
+                .join(","),
+            Ask::Deployments(ids) => format!("deployments {}", ids.join(",")),
+            Ask::Releases(_, tags) => format!("releases {}", tags.join(",")),
+        }
+    }
+}
+
+/// The GraphQL answer for some deployments' statuses, from their REST statuses: GraphQL's
+/// names and upper-case states, oldest first.
+fn graphql_deployments(fake: &Fake, ids: &[String]) -> Value {
+    let data = fake.data.lock().unwrap();
+    let switches = fake.switches.lock().unwrap();
+    let nodes: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, node_id)| {
+            let id: u64 = node_id.trim_start_matches("DE_").parse().unwrap();
+            let suffix = format!("/deployments/{id}/statuses");
+            let statuses = data
+                .iter()
+                .find(|(path, _)| path.ends_with(&suffix))
+                .and_then(|(_, listing)| match listing {
+                    Listing::Items(statuses) => Some(statuses.clone()),
+                    _ => None,
+                });
+            match statuses {
+                Some(_) if switches.graphql_partial && i % 2 == 1 => Value::Null,
+                Some(mut statuses) => {
+                    statuses.reverse();
+                    let url = |s: &Value, key: &str| match s[key].as_str() {
+                        Some(u) if !u.is_empty() => json!(u),
+                        _ => Value::Null,
+                    };
+                    let nodes: Vec<Value> = statuses
+                        .iter()
+                        .map(|s| json!({"state": s["state"].as_str().unwrap().to_uppercase(),
+                            "createdAt": s["created_at"], "environmentUrl": url(s, "environment_url"),
+                            "logUrl": url(s, "log_url"), "description": s["description"]}))
+                        .collect();
+                    json!({"__typename": "Deployment", "databaseId": id,
+                        "statuses": {"pageInfo": {"hasNextPage": switches.truncated.contains(&id)}, "nodes": nodes}})
+                }
+                None => Value::Null,
+            }
+        })
         .collect();
-    (repo, numbers)
+    let mut answer = json!({"data": {"nodes": nodes}});
+    if switches.graphql_partial {
+        answer["errors"] = json!([{"type": "NOT_FOUND", "message": "Could not resolve to a node"}]);
+    }
+    answer
+}
+
+/// The GraphQL answer for the commits of some release tags, from the REST commits by tag.
+fn graphql_releases(fake: &Fake, repo: &str, tags: &[String]) -> Value {
+    let data = fake.data.lock().unwrap();
+    let partial = fake.switches.lock().unwrap().graphql_partial;
+    let mut releases = serde_json::Map::new();
+    for (i, tag) in tags.iter().enumerate() {
+        let node = match data.get(&format!("/repos/{repo}/commits/{tag}")) {
+            Some(Listing::Text(sha)) if !(partial && i % 2 == 1) => {
+                json!({"tagName": tag, "tagCommit": {"oid": sha}})
+            }
+            _ => Value::Null,
+        };
+        releases.insert(format!("r{i}"), node);
+    }
+    json!({"data": {"repository": releases}})
 }
 
 /// The GraphQL answer for some pull requests, from the same data as their REST timelines.
@@ -866,12 +954,7 @@ fn graphql_answer(fake: &Fake, repo: &str, numbers: &[u64]) -> Value {
     json!({"data": {"repository": nodes}})
 }
 
-async fn respond(
-    fake: &Fake,
-    uri: &Uri,
-    headers: &HeaderMap,
-    graphql: Option<(&str, &[u64])>,
-) -> Response {
+async fn respond(fake: &Fake, uri: &Uri, headers: &HeaderMap, graphql: Option<&Ask>) -> Response {
     let number = fake.log.lock().unwrap().len() + 1;
     let now = chrono::Utc::now().timestamp();
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
@@ -930,14 +1013,19 @@ async fn respond(
             };
         }
     }
-    if let Some((repo, numbers)) = graphql {
+    if let Some(ask) = graphql {
         *fake.used.lock().unwrap() += 1;
         if fake.switches.lock().unwrap().graphql_refused {
             return axum::Json(json!({"data": null, "errors": [{"type": "FORBIDDEN",
                 "message": "Resource not accessible by personal access token"}]}))
             .into_response();
         }
-        return axum::Json(graphql_answer(fake, repo, numbers)).into_response();
+        return axum::Json(match ask {
+            Ask::Pulls(repo, numbers) => graphql_answer(fake, repo, numbers),
+            Ask::Deployments(ids) => graphql_deployments(fake, ids),
+            Ask::Releases(repo, tags) => graphql_releases(fake, repo, tags),
+        })
+        .into_response();
     }
     let query: HashMap<String, String> = uri
         .query()
@@ -1055,9 +1143,16 @@ async fn respond(
 }
 
 pub(crate) async fn start_fake(switches: Switches, changed: bool) -> (Shared, SocketAddr) {
+    start_fake_with(switches, organisation(changed)).await
+}
+
+async fn start_fake_with(
+    switches: Switches,
+    data: BTreeMap<String, Listing>,
+) -> (Shared, SocketAddr) {
     let fake = Arc::new(Fake {
         address: Mutex::new(None),
-        data: Mutex::new(organisation(changed)),
+        data: Mutex::new(data),
         switches: Mutex::new(switches),
         log: Mutex::default(),
         used: Mutex::new(0),
@@ -1093,6 +1188,9 @@ pub(crate) fn github_config(address: SocketAddr) -> GithubConfig {
                 environment: Some("production".into()),
             },
         ],
+        // The REST path one request per item, so request logs name each; the GraphQL path of
+        // deployment details has its own tests (`deployment_details_*`).
+        deployment_details: PullDetails::Rest,
         ..GithubConfig::default()
     }
 }
@@ -2329,4 +2427,238 @@ async fn a_re_run_workflow_run_is_read_again_until_it_finishes() {
         Some(DeploymentStatus::Success)
     );
     db.finish().await;
+}
+
+/// `acme/big`: 4,000 commits and 300 deployments (successes, failures, superseded ones, one
+/// without a sha); `acme/rel`: 300 releases (one a draft).
+fn large_organisation() -> BTreeMap<String, Listing> {
+    let t = Templates::load();
+    let mut all = BTreeMap::new();
+    let mut big = Repo::new("acme/big");
+    big.history(4000);
+    let mut deployments: Vec<(Value, Vec<Value>)> = (1..=300u32)
+        .map(|i| {
+            let start = i * 2000;
+            let states: Vec<(&str, String)> = match i % 4 {
+                0 => vec![("failure", at(1, start + 5))],
+                1 => vec![
+                    ("in_progress", at(1, start + 1)),
+                    ("success", at(1, start + 9)),
+                ],
+                2 => vec![
+                    ("success", at(1, start + 7)),
+                    ("inactive", at(1, start + 900)),
+                ],
+                _ => vec![("queued", at(1, start)), ("success", at(1, start + 3))],
+            };
+            let commit = big.main_commit((i as usize * 13) % 4000 + 1).sha;
+            let sha = if i == 150 { "x".to_string() } else { commit };
+            let (mut d, statuses) = deployment(
+                &t,
+                1000 + u64::from(i),
+                &sha,
+                "production",
+                &at(1, start),
+                &states,
+            );
+            if i == 150 {
+                d["sha"] = Value::Null;
+            }
+            (d, statuses)
+        })
+        .collect();
+    deployments.sort_by(|a, b| b.0["created_at"].as_str().cmp(&a.0["created_at"].as_str()));
+    for (d, statuses) in &deployments {
+        big.listings.insert(
+            format!("/repos/acme/big/deployments/{}/statuses", d["id"]),
+            Listing::Items(statuses.clone()),
+        );
+    }
+    big.listings.insert(
+        "/repos/acme/big/deployments".into(),
+        Listing::Items(deployments.into_iter().map(|(d, _)| d).collect()),
+    );
+    all.extend(big.finish(&t));
+
+    let mut rel = Repo::new("acme/rel");
+    rel.history(10);
+    let mut releases = Vec::new();
+    for i in (1..=300u32).rev() {
+        let tag = format!("v1.{i}.0");
+        let mut v = t.release.clone();
+        v["id"] = json!(5000 + i);
+        v["tag_name"] = json!(tag);
+        v["created_at"] = json!(at(2, i * 60));
+        v["published_at"] = json!(at(2, i * 60 + 5));
+        v["draft"] = json!(i == 300);
+        v["prerelease"] = json!(false);
+        releases.push(v);
+        rel.listings.insert(
+            format!("/repos/acme/rel/commits/{tag}"),
+            Listing::Text(sha("acme/rel", (i as usize % 10) + 1)),
+        );
+    }
+    rel.listings
+        .insert("/repos/acme/rel/releases".into(), Listing::Items(releases));
+    all.extend(rel.finish(&t));
+    let repo = |name: &str| {
+        let mut v = t.pull["base"]["repo"].clone();
+        v["full_name"] = json!(name);
+        v["name"] = json!(name.split('/').nth(1));
+        v["archived"] = json!(false);
+        v["fork"] = json!(false);
+        v
+    };
+    all.insert(
+        "/orgs/acme/repos".into(),
+        Listing::Items(vec![repo("acme/big"), repo("acme/rel")]),
+    );
+    all
+}
+
+fn large_config(address: SocketAddr, details: PullDetails) -> GithubConfig {
+    GithubConfig {
+        url: format!("http://{address}"),
+        token: TOKEN.into(),
+        orgs: vec!["acme".into()],
+        retry_base_ms: 1,
+        deployment_sources: vec![DeploymentSourceConfig {
+            repo: "acme/rel".into(),
+            source: DeploymentSource::Releases,
+            workflows: vec![],
+            environment: Some("production".into()),
+        }],
+        deployment_details: details,
+        ..GithubConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn deployment_details_through_graphql_cost_a_query_per_page_and_give_the_rest_store() {
+    let (fake, address) = start_fake_with(Switches::default(), large_organisation()).await;
+    let graphql = TestDb::sqlite().await;
+    let outcome = sync(&graphql.store, &large_config(address, PullDetails::Graphql)).await;
+    assert!(outcome.ok(), "{outcome:?}");
+    let log = fake.log();
+    let queries = log.iter().filter(|l| l.url.starts_with("/graphql")).count();
+    // 1 organisation page; acme/big: 40 commit pages, pulls, 3 deployment pages, 3 queries,
+    // incidents; acme/rel: commits, pulls, 3 release pages, 3 queries, incidents.
+    eprintln!(
+        "large organisation, GraphQL: {} requests, {queries} queries",
+        log.len()
+    );
+    assert!(log.len() <= 60, "{} requests", log.len());
+    assert_eq!(queries, 6, "one query per page of 100");
+    assert!(
+        !log.iter()
+            .any(|l| l.url.contains("/statuses") || l.url.contains("/commits/v"))
+    );
+    let data = graphql.store.load().await.unwrap();
+    assert_eq!(data.commits.len(), 4010);
+    assert_eq!(
+        data.deployments.len(),
+        299 + 299,
+        "all but the one without a sha and the draft"
+    );
+
+    fake.log.lock().unwrap().clear();
+    let rest = TestDb::sqlite().await;
+    let outcome = sync(&rest.store, &large_config(address, PullDetails::Rest)).await;
+    assert!(outcome.ok(), "{outcome:?}");
+    eprintln!("large organisation, REST: {} requests", fake.log().len());
+    assert!(
+        fake.log().len() > 600,
+        "REST asks once per deployment and release"
+    );
+    assert_eq!(
+        graphql.store.load().await.unwrap(),
+        rest.store.load().await.unwrap()
+    );
+
+    // Unchanged, a re-sync costs conditional requests only: no query.
+    fake.log.lock().unwrap().clear();
+    let used = *fake.used.lock().unwrap();
+    let outcome = sync(&graphql.store, &large_config(address, PullDetails::Graphql)).await;
+    assert!(outcome.ok(), "{outcome:?}");
+    let log = fake.log();
+    assert!(
+        log.iter().all(|l| l.status == 304 && l.conditional),
+        "{:?}",
+        log.iter().map(|l| &l.url).collect::<Vec<_>>()
+    );
+    assert_eq!(*fake.used.lock().unwrap(), used);
+    rest.finish().await;
+    graphql.finish().await;
+}
+
+#[tokio::test]
+async fn deployment_details_fall_back_per_batch_on_partial_truncated_or_refused_answers() {
+    let (fake, address) = start_fake_with(Switches::default(), large_organisation()).await;
+    let rest = TestDb::sqlite().await;
+    assert!(
+        sync(&rest.store, &large_config(address, PullDetails::Rest))
+            .await
+            .ok()
+    );
+    let expected = rest.store.load().await.unwrap();
+    let cases: [(&str, Switches); 3] = [
+        (
+            "partial",
+            Switches {
+                graphql_partial: true,
+                ..Switches::default()
+            },
+        ),
+        (
+            "truncated",
+            Switches {
+                truncated: (1001..=1060).collect(),
+                ..Switches::default()
+            },
+        ),
+        (
+            "refused",
+            Switches {
+                graphql_refused: true,
+                ..Switches::default()
+            },
+        ),
+    ];
+    for (case, switches) in cases {
+        *fake.switches.lock().unwrap() = switches;
+        fake.log.lock().unwrap().clear();
+        let db = TestDb::sqlite().await;
+        let outcome = sync(&db.store, &large_config(address, PullDetails::Graphql)).await;
+        assert!(outcome.ok(), "{case}: {outcome:?}");
+        assert_eq!(
+            db.store.load().await.unwrap(),
+            expected,
+            "{case}: the REST store"
+        );
+        let log = fake.log();
+        let one_by_one = log
+            .iter()
+            .filter(|l| l.url.contains("/statuses") || l.url.contains("/commits/v"))
+            .count();
+        match case {
+            // Every other item of each batch was missing from the answer.
+            "partial" => assert_eq!(one_by_one, 150 + 149, "{case}"),
+            // Only the 60 deployments with too many statuses.
+            "truncated" => assert_eq!(one_by_one, 60, "{case}"),
+            _ => {
+                assert_eq!(one_by_one, 300 + 299, "{case}");
+                let warned: Vec<String> = warnings(&outcome)
+                    .into_iter()
+                    .filter(|w| w.contains("GraphQL"))
+                    .collect();
+                assert_eq!(warned.len(), 1, "{warned:?}");
+                assert!(
+                    warned[0].contains("deployment details through GraphQL failed"),
+                    "{warned:?}"
+                );
+            }
+        }
+        db.finish().await;
+    }
+    rest.finish().await;
 }

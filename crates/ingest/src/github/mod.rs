@@ -1175,6 +1175,157 @@ impl Pass<'_, '_> {
     }
 }
 
+/// Deployments or releases per GraphQL query: one query per listing page of 100. A query for
+/// 100 deployments' statuses (up to 100 each) asks for 101 connections of at most 100 nodes, 2
+/// points of the GraphQL budget (0.02 per deployment, where REST costs 1 each); 100 releases'
+/// tag commits cost 1 point.
+const DETAILS_BATCH: usize = 100;
+
+/// The query for the statuses of some deployments, by their GraphQL node ids.
+pub fn statuses_query(node_ids: &[&str]) -> String {
+    format!(
+        "query {{ nodes(ids: {}) {{ __typename ... on Deployment {{ databaseId \
+         statuses(first: 100) {{ pageInfo {{ hasNextPage }} nodes {{ state createdAt environmentUrl logUrl description }} }} }} }} }}",
+        Value::from(node_ids.to_vec())
+    )
+}
+
+/// The query for the commits some release tags of one repository point at.
+pub fn release_commits_query(repo: &str, tags: &[&str]) -> String {
+    let (owner, name) = repo.split_once('/').unwrap_or((repo, ""));
+    let mut query = format!(
+        "query {{ repository(owner: {}, name: {}) {{",
+        Value::from(owner),
+        Value::from(name)
+    );
+    for (i, tag) in tags.iter().enumerate() {
+        query.push_str(&format!(
+            " r{i}: release(tagName: {}) {{ tagName tagCommit {{ oid }} }}",
+            Value::from(*tag)
+        ));
+    }
+    query.push_str(" } }");
+    query
+}
+
+/// A deployment status as GraphQL gives it, in the shape of GitHub's REST statuses (lower-case
+/// state, `created_at`, empty strings for absent URLs), so both paths archive and normalize
+/// alike.
+fn rest_status(node: &Value) -> Option<Value> {
+    let url = |key: &str| node.get(key).and_then(Value::as_str).unwrap_or("");
+    Some(json!({
+        "state": node.get("state")?.as_str()?.to_ascii_lowercase(),
+        "created_at": node.get("createdAt")?.as_str()?,
+        "environment_url": url("environmentUrl"),
+        "target_url": url("logUrl"),
+        "log_url": url("logUrl"),
+        "description": node.get("description").cloned().unwrap_or(Value::Null),
+    }))
+}
+
+impl Pass<'_, '_> {
+    /// The bundles of the items of one listing page that GraphQL gives whole, by key: the
+    /// statuses of deployments (by node id), the commits of releases (by tag), 100 a query.
+    /// Left out, and so read through REST one by one: an item GraphQL did not return, returned
+    /// for another id, or with more statuses than one query holds, and every item of a batch
+    /// whose query failed (GraphQL is then off for the rest of the sync).
+    async fn batched_details(
+        &mut self,
+        detail: Detail,
+        repo: &str,
+        todo: &[(String, Value, Option<Timestamp>)],
+    ) -> HashMap<String, Value> {
+        let off = std::sync::atomic::Ordering::Relaxed;
+        let mut found = HashMap::new();
+        if self.ctx.config.deployment_details != PullDetails::Graphql
+            || !matches!(detail, Detail::Statuses | Detail::ReleaseCommit)
+        {
+            return found;
+        }
+        let askable: Vec<(&str, &str, &Value)> = todo
+            .iter()
+            .filter_map(|(key, item, _)| {
+                let id = match detail {
+                    Detail::Statuses => item.get("node_id").and_then(Value::as_str)?,
+                    _ => key.as_str(),
+                };
+                Some((key.as_str(), id, item))
+            })
+            .collect();
+        for batch in askable.chunks(DETAILS_BATCH) {
+            if self.ctx.graphql_off.load(off) {
+                break;
+            }
+            let ids: Vec<&str> = batch.iter().map(|(_, id, _)| *id).collect();
+            let query = match detail {
+                Detail::Statuses => statuses_query(&ids),
+                _ => release_commits_query(repo, &ids),
+            };
+            let label = self.label().to_string();
+            let answer = match self
+                .ctx
+                .api
+                .graphql(&label, &query, self.ctx.progress, &mut self.outcome)
+                .await
+            {
+                Ok(answer) => answer,
+                Err(error) => {
+                    if !self.ctx.graphql_off.swap(true, off) {
+                        self.warn(format!(
+                            "{repo}: deployment details through GraphQL failed ({error}); this sync reads them one by one instead"
+                        ));
+                    }
+                    continue;
+                }
+            };
+            for (i, (key, _, item)) in batch.iter().enumerate() {
+                let bundle = match detail {
+                    Detail::Statuses => {
+                        let node = answer.pointer(&format!("/data/nodes/{i}"));
+                        let same = node
+                            .and_then(|n| n.get("databaseId"))
+                            .and_then(Value::as_u64)
+                            .is_some_and(|id| id.to_string() == *key);
+                        let whole = node
+                            .and_then(|n| n.pointer("/statuses/pageInfo/hasNextPage"))
+                            .and_then(Value::as_bool)
+                            == Some(false);
+                        let statuses: Option<Vec<Value>> = node
+                            .and_then(|n| n.pointer("/statuses/nodes"))
+                            .and_then(Value::as_array)
+                            .and_then(|nodes| nodes.iter().map(rest_status).collect());
+                        match statuses {
+                            Some(mut statuses) if same && whole => {
+                                // Newest first, as REST lists them.
+                                statuses.sort_by(|a, b| {
+                                    b["created_at"].as_str().cmp(&a["created_at"].as_str())
+                                });
+                                json!({"deployment": item, "statuses": statuses})
+                            }
+                            _ => continue,
+                        }
+                    }
+                    _ => {
+                        let node = answer.pointer(&format!("/data/repository/r{i}"));
+                        let same = node.and_then(|n| n.get("tagName")).and_then(Value::as_str)
+                            == Some(*key);
+                        match node
+                            .and_then(|n| n.pointer("/tagCommit/oid"))
+                            .and_then(Value::as_str)
+                            .filter(|oid| is_sha(oid))
+                        {
+                            Some(oid) if same => json!({"release": item, "sha": oid}),
+                            _ => continue,
+                        }
+                    }
+                };
+                found.insert(key.to_string(), bundle);
+            }
+        }
+        found
+    }
+}
+
 /// The one more request an item of a listing needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Detail {
@@ -1263,6 +1414,9 @@ async fn with_details(
     'pages: while let Step::Items(items) = pass.page(items_key).await? {
         let mut records = Vec::new();
         let mut reached = false;
+        // The items of the page that need their detail: batched through GraphQL where it can,
+        // else one request each.
+        let mut todo: Vec<(String, Value, Option<Timestamp>)> = Vec::new();
         for item in items {
             let created = item_time(&item, "created_at");
             // Releases are listed in their commits' order, not by when they were published: the
@@ -1307,12 +1461,19 @@ async fn with_details(
             if is_known {
                 continue;
             }
-            let bundle = match pass.detail(detail, repo, item, &key).await {
-                Ok(bundle) => bundle,
-                Err(error) => {
-                    pass.fail(error);
-                    break 'pages;
-                }
+            todo.push((key, item, created));
+        }
+        let mut batched = pass.batched_details(detail, repo, &todo).await;
+        for (key, item, created) in todo {
+            let bundle = match batched.remove(&key) {
+                Some(bundle) => bundle,
+                None => match pass.detail(detail, repo, item, &key).await {
+                    Ok(bundle) => bundle,
+                    Err(error) => {
+                        pass.fail(error);
+                        break 'pages;
+                    }
+                },
             };
             if let Some(d) = pass
                 .keep(repo, kind, &key, &bundle, |r| {
