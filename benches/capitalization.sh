@@ -20,7 +20,7 @@ for db in "sqlite://$work/cap.db" "postgres://postgres@localhost/fm_bench_cap?ho
   "$bin" import --db "$db" "$work/org" >/dev/null 2>&1
   config="$work/org/flowmeter.toml"
   start=$(date +%s.%N)
-  "$bin" export capitalization --db "$db" --config "$config" --weeks 2025-W45..2026-W44 --out "$work/year.csv" 2>/dev/null
+  "$bin" export capitalization --db "$db" --config "$config" --weeks 2025-W45..2026-W44 --out "$work/year.csv" 2>"$work/err" || { cat "$work/err"; exit 1; }
   year=$(echo "$(date +%s.%N) - $start" | bc)
   rows=$(($(wc -l <"$work/year.csv") - 1))
   weeks=""

@@ -163,6 +163,18 @@ pub fn compute(week: IsoWeek, data: &Dataset, config: &Config, team: Option<&str
     let (start, end) = (window.start(), window.end());
     let within = |t: &Timestamp| start <= *t && *t < end;
     let issues: HashMap<&str, &Issue> = data.issues.iter().map(|i| (i.key.as_str(), i)).collect();
+    // An issue is an epic when its type says so or another issue names it as its epic.
+    let epics: std::collections::HashSet<&str> = data
+        .issues
+        .iter()
+        .filter_map(|i| i.epic.as_deref())
+        .chain(
+            data.issues
+                .iter()
+                .filter(|i| i.issue_type.eq_ignore_ascii_case("epic"))
+                .map(|i| i.key.as_str()),
+        )
+        .collect();
     let known = |texts: &[Option<&str>]| -> Vec<String> {
         let mut keys: Vec<String> = Vec::new();
         for text in texts.iter().flatten() {
@@ -341,7 +353,7 @@ pub fn compute(week: IsoWeek, data: &Dataset, config: &Config, team: Option<&str
                 match issues.get(key.work_item.as_str()) {
                     Some(item) => (
                         item.issue_type.clone(),
-                        if item.epic.is_none() && is_epic(item, &data.issues) {
+                        if item.epic.is_none() && epics.contains(item.key.as_str()) {
                             item.key.clone()
                         } else {
                             item.epic.clone().unwrap_or_default()
@@ -384,14 +396,6 @@ pub fn compute(week: IsoWeek, data: &Dataset, config: &Config, team: Option<&str
         }
     }
     rows
-}
-
-/// An issue is an epic when its type says so or another issue names it as its epic.
-fn is_epic(issue: &Issue, all: &[Issue]) -> bool {
-    issue.issue_type.eq_ignore_ascii_case("epic")
-        || all
-            .iter()
-            .any(|i| i.epic.as_deref() == Some(issue.key.as_str()))
 }
 
 fn unattributed_key() -> RowKey {

@@ -381,6 +381,7 @@ impl Store {
                 .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(SQLITE_WRITE_WAIT)
+                .pragma("mmap_size", "67108864")
                 .foreign_keys(true);
             let pool = sqlx::sqlite::SqlitePoolOptions::new()
                 .max_connections(4)

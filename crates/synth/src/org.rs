@@ -548,7 +548,8 @@ impl Org {
              name = \"tech debt is maintenance\"\nlabel = [\"tech-debt\"]\ncapitalizable = false\n",
         );
         for (t, team) in self.teams.iter().enumerate() {
-            let authorized = start + (60 + 45 * t as i64) * DAY;
+            // Authorized within the first 280 days, live (odd teams) in the last 150.
+            let authorized = start + (60 + 20 * t as i64) * DAY;
             let _ = write!(
                 out,
                 "\n[[capitalization.projects]]\nname = {}\njira_projects = [{}]\nauthorized_from = {}\n",
@@ -560,7 +561,7 @@ impl Org {
                 let _ = writeln!(
                     out,
                     "ready_for_use = {}",
-                    day(END - (40 + 20 * t as i64) * DAY)
+                    day(END - (40 + 10 * t as i64) * DAY)
                 );
             }
         }

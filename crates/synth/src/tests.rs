@@ -332,3 +332,15 @@ fn issue_keys_are_found() {
         ["PAY-12", "CORE-3"]
     );
 }
+
+#[test]
+fn the_configuration_of_every_scale_is_valid() {
+    for scale in [Scale::S, Scale::M, Scale::L] {
+        let plan = crate::Plan::of(scale);
+        let org = crate::org::Org::build(&plan, 7);
+        let toml = org.config_toml(scale, 7, plan.start);
+        let config =
+            Config::from_toml(&toml, |_| None).unwrap_or_else(|e| panic!("scale {scale}: {e}"));
+        assert_eq!(config.capitalization.projects.len(), config.teams.len());
+    }
+}

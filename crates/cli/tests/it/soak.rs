@@ -152,7 +152,7 @@ impl Draw {
 const READ_TOKEN: &str = "soak-read-token-0123456789";
 const WRITE_TOKEN: &str = "soak-write-token-9876543210";
 
-/// The server under mixed load for `FLOWMETER_SOAK_SECONDS` (45 by default; the documented long
+/// The server under mixed load for `FLOWMETER_SOAK_SECONDS` (30 by default; the documented long
 /// run, `benches/soak.sh`, sets 600 and scale M): the real binary with tokens, 64 readers asking
 /// the overview and the API for windows never asked before, 4 writers pushing deployments and
 /// incidents, and a sync every 2 seconds against a GitHub answering 5% of requests with 5xx.
@@ -162,7 +162,7 @@ async fn a_server_under_readers_writers_and_a_failing_sync_loses_nothing() {
     let seconds: u64 = std::env::var("FLOWMETER_SOAK_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(45);
+        .unwrap_or(30);
     let scale = std::env::var("FLOWMETER_SOAK_SCALE").unwrap_or_else(|_| "S".into());
     let dir = tempfile::tempdir().unwrap();
     let org = dir.path().join("org");
