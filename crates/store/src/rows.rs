@@ -35,6 +35,8 @@ pub(crate) struct Table {
     pub name: &'static str,
     pub columns: &'static [(&'static str, Col)],
     pub key: &'static [&'static str],
+    /// Its secondary indexes as the migrations create them: (name, column).
+    pub indexes: &'static [(&'static str, &'static str)],
 }
 
 impl Table {
@@ -126,6 +128,10 @@ const COMMITS: Table = Table {
         ("generation", Col::Int),
     ],
     key: &["repo", "sha"],
+    indexes: &[
+        ("commits_by_generation", "generation"),
+        ("commits_by_authored_at", "authored_at"),
+    ],
 };
 
 const PULL_REQUESTS: Table = Table {
@@ -152,6 +158,11 @@ const PULL_REQUESTS: Table = Table {
         ("generation", Col::Int),
     ],
     key: &["repo", "number"],
+    indexes: &[
+        ("pull_requests_by_generation", "generation"),
+        ("pull_requests_by_closed_at", "closed_at"),
+        ("pull_requests_by_merged_at", "merged_at"),
+    ],
 };
 
 const DEPLOYMENTS: Table = Table {
@@ -169,6 +180,7 @@ const DEPLOYMENTS: Table = Table {
         ("generation", Col::Int),
     ],
     key: &["repo", "id"],
+    indexes: &[("deployments_by_generation", "generation")],
 };
 
 const INCIDENTS: Table = Table {
@@ -187,6 +199,7 @@ const INCIDENTS: Table = Table {
         ("generation", Col::Int),
     ],
     key: &["key_scope", "id"],
+    indexes: &[("incidents_by_generation", "generation")],
 };
 
 const ISSUES: Table = Table {
@@ -208,6 +221,10 @@ const ISSUES: Table = Table {
         ("generation", Col::Int),
     ],
     key: &["key"],
+    indexes: &[
+        ("issues_by_generation", "generation"),
+        ("issues_by_resolved_at", "resolved_at"),
+    ],
 };
 
 pub(crate) fn table(kind: RecordKind) -> &'static Table {

@@ -193,3 +193,44 @@ async fn unlinked_references_are_counted() {
     })
     .await;
 }
+
+/// The indexes of an SQLite store, as `(name, table, sql)`.
+async fn sqlite_indexes(store: &flowmeter_store::Store) -> Vec<(String, String, String)> {
+    let flowmeter_store::Store::Sqlite(pool) = store else {
+        panic!("an SQLite store");
+    };
+    sqlx::query_as(
+        "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// A first import into empty SQLite tables defers their indexes to the end of the file's
+/// transaction: afterwards every index the migrations made is there, as they made it, and a
+/// write that is rolled back leaves them too.
+#[tokio::test]
+async fn a_load_into_empty_tables_leaves_every_index_the_migrations_made() {
+    let db = TestDb::sqlite().await;
+    let migrated = sqlite_indexes(&db.store).await;
+    assert_eq!(migrated.len(), 9, "{migrated:?}");
+    // Nothing changed: rolled back, the dropped indexes come back.
+    let writer = db.store.writer(RecordKind::Commits).await.unwrap();
+    assert_eq!(writer.commit().await.unwrap().changed, 0);
+    assert_eq!(sqlite_indexes(&db.store).await, migrated);
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/capitalization");
+    let summary = flowmeter::import::import_dir(&db.store, &dir, false)
+        .await
+        .unwrap();
+    assert!(summary.ok());
+    assert_eq!(sqlite_indexes(&db.store).await, migrated);
+    // A second load into the now non-empty tables keeps them throughout.
+    let summary = flowmeter::import::import_dir(&db.store, &dir, false)
+        .await
+        .unwrap();
+    assert!(summary.ok());
+    assert_eq!(sqlite_indexes(&db.store).await, migrated);
+    db.finish().await;
+}
