@@ -795,3 +795,47 @@ async fn the_sources_page_shows_records_and_connector_cursors() {
     })
     .await;
 }
+
+/// The capitalization page in a real browser, at desktop and phone widths: every share of the
+/// export is on it, with its chart.
+#[tokio::test]
+async fn a_browser_sees_the_capitalization_shares_the_export_gives() {
+    let Some(chromium) = chromium() else { return };
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/capitalization");
+    let db = TestDb::sqlite().await;
+    let summary = flowmeter::import::import_dir(&db.store, &example, false)
+        .await
+        .unwrap();
+    assert!(summary.ok());
+    let (url, config) = (db.url.clone(), example.join("flowmeter.toml"));
+    let (child, address) = tokio::task::spawn_blocking(move || start_server(&url, Some(&config)))
+        .await
+        .unwrap();
+    let (_, csv) = http_get(&address, "/export/capitalization.csv?week=2026-W47");
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let page = format!("http://{address}/capitalization?week=2026-W47");
+    let doms = tokio::task::spawn_blocking(move || {
+        [
+            ("1400,1800", "capitalization.png"),
+            ("390,844", "capitalization-phone.png"),
+        ]
+        .map(|(size, name)| browse_at(&chromium, &page, &artifacts.join(name), size))
+    })
+    .await
+    .unwrap();
+    for dom in &doms {
+        assert!(
+            dom.contains("<svg") && dom.contains("ISO week"),
+            "the chart with its axis"
+        );
+        for row in csv.lines().skip(1) {
+            let cells: Vec<&str> = row.split(',').collect();
+            let (share, hours) = (cells[12], cells[13]);
+            assert!(dom.contains(&format!("<td>{share}</td>")), "{share} shown");
+            assert!(dom.contains(&format!("{hours} h")), "{hours} h shown");
+        }
+    }
+    stop(child);
+    db.finish().await;
+}
