@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use flowmeter_core::Config;
 use flowmeter_core::people::{People, split_signature};
 use flowmeter_store::Store;
-use flowmeter_web::capitalization::{export, team, weeks};
+use flowmeter_web::capitalization::{MAX_WEEKS, export, team, weeks};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ExportKind {
@@ -51,6 +51,7 @@ pub async fn run_export(
         args.week.as_deref().map(|w| ("--week", w)),
         args.weeks.as_deref().map(|w| ("--weeks", w)),
         now,
+        MAX_WEEKS,
     )?;
     let team = team(config, args.team.as_deref(), "--team")?;
     let export = export(store, config, &weeks, team.as_deref()).await?;

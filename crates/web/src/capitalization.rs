@@ -18,8 +18,12 @@ use crate::error::ApiError;
 use crate::params::{Filters, given};
 use crate::state::AppState;
 
-/// The most weeks one export covers (two years and a bit): the work of a request is bounded.
+/// The most weeks one export of the command line covers (two years and a bit).
 pub const MAX_WEEKS: usize = 106;
+
+/// The most weeks one HTTP request exports (a quarter): a week of a large organisation takes
+/// up to a second, so a request stays well inside the server's 30-second timeout.
+pub const MAX_WEEKS_HTTP: usize = 13;
 
 /// How many times an export re-reads when the store changed between its weeks.
 const READ_ATTEMPTS: usize = 3;
@@ -57,11 +61,12 @@ fn invalid(param: &'static str, message: impl Into<String>) -> ExportError {
 
 /// The weeks of `--week W` or `--weeks A..B` (`week` and `weeks` name the parameters as the
 /// caller spells them): each must have ended by `now`; a range runs forwards and holds at most
-/// [`MAX_WEEKS`].
+/// `max` weeks.
 pub fn weeks(
     week: Option<(&'static str, &str)>,
     range: Option<(&'static str, &str)>,
     now: Timestamp,
+    max: usize,
 ) -> Result<Vec<IsoWeek>, ExportError> {
     let parse = |param: &'static str, text: &str| {
         IsoWeek::parse(param, text).map_err(|e| invalid(param, e.to_string()))
@@ -83,10 +88,10 @@ pub fn weeks(
                 return Err(invalid(param, format!("'{text}' ends before it starts")));
             }
             let count = (last.monday() - first.monday()).num_weeks() as usize + 1;
-            if count > MAX_WEEKS {
+            if count > max {
                 return Err(invalid(
                     param,
-                    format!("'{text}' holds {count} weeks; at most {MAX_WEEKS} at once"),
+                    format!("'{text}' holds {count} weeks; at most {max} at once"),
                 ));
             }
             (0..count)
@@ -213,6 +218,23 @@ pub async fn export(
     Err(ExportError::Unsettled)
 }
 
+/// [`export`] for a request: on one of the server's workers for heavy work, so a flood of exports
+/// is answered 503 at once rather than queued without end, and pages stay served meanwhile.
+async fn bounded_export(
+    state: &AppState,
+    weeks: Vec<IsoWeek>,
+    team: Option<String>,
+) -> Result<Export, ApiError> {
+    let (store, config) = (state.store().clone(), state.config().clone());
+    state
+        .heavy(move || {
+            tokio::runtime::Handle::current()
+                .block_on(export(&store, &config, &weeks, team.as_deref()))
+                .map_err(ApiError::from)
+        })
+        .await
+}
+
 /// `GET /export/capitalization.csv?week=2026-W47` (or `weeks=A..B`, `team=`).
 pub async fn export_csv(
     State(state): State<AppState>,
@@ -225,9 +247,10 @@ pub async fn export_csv(
         week.as_deref().map(|w| ("week", w)),
         range.as_deref().map(|w| ("weeks", w)),
         now,
+        MAX_WEEKS_HTTP,
     )?;
     let team = team(state.config(), filters.team.as_deref(), "team")?;
-    let export = export(state.store(), state.config(), &weeks, team.as_deref()).await?;
+    let export = bounded_export(&state, weeks.clone(), team).await?;
     let name = match (weeks.first(), weeks.last()) {
         (Some(a), Some(b)) if a != b => format!("capitalization-{a}..{b}.csv"),
         (Some(a), _) => format!("capitalization-{a}.csv"),
@@ -414,7 +437,7 @@ pub async fn page(
     let now = chrono::Utc::now();
     let week = given(&filters.week);
     let chosen = match week.as_deref() {
-        Some(w) => weeks(Some(("week", w)), None, now)?[0],
+        Some(w) => weeks(Some(("week", w)), None, now, 1)?[0],
         // The last week that ended, or the week of the latest commit when the store ends earlier.
         None => {
             let last = IsoWeek::completed_before(now);
@@ -434,7 +457,7 @@ pub async fn page(
     let chart_weeks: Vec<IsoWeek> = (0..CHART_WEEKS)
         .map(|i| IsoWeek::of(first + chrono::Days::new(7 * i as u64)))
         .collect();
-    let export = export(state.store(), state.config(), &chart_weeks, team.as_deref()).await?;
+    let export = bounded_export(&state, chart_weeks.clone(), team.clone()).await?;
     let view = state.view();
     let window = chosen.window();
     let frame_filters = Filters {

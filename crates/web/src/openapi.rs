@@ -193,7 +193,7 @@ pub fn document() -> Value {
                 "200": {"description": "CSV.", "content": {"text/csv": {}}}, "400": error(), "401": error(), "404": error()}}},
             "/export/capitalization.csv": {"get": {"summary": "The capitalization export (docs/capitalization.md): one row per person, ISO week and work item with its FTE share, whether it is capitalizable and the rule that decided. The same weeks of an unchanged store give the same bytes.", "parameters": [
                 query("week", "An ISO week that has ended, such as 2026-W47 (default: the last one).", false, json!({"type": "string"})),
-                query("weeks", "A range of ended ISO weeks, such as 2026-W40..2026-W47 (at most 106), instead of week.", false, json!({"type": "string"})),
+                query("weeks", "A range of ended ISO weeks, such as 2026-W40..2026-W47 (at most 13), instead of week.", false, json!({"type": "string"})),
                 query("team", "Only the people of this team (in the week).", false, json!({"type": "string"}))],
                 "responses": {"200": {"description": "CSV; the header X-Flowmeter-Generation names the store generation it reflects, X-Flowmeter-Method-Version the method's version.", "content": {"text/csv": {}}}, "400": error(), "401": error()}}},
             "/healthz": {"get": {"summary": "Liveness.", "responses": {"200": {"description": "ok"}}}},

@@ -233,6 +233,21 @@ async fn the_server_exports_the_same_file_and_shows_the_receipts() {
     let (status, body) = http_get(&address, "/export/capitalization.csv?week=2026-W60");
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("week"));
+    // A request exports at most a quarter; the command line, two years.
+    let (status, _) = http_get(
+        &address,
+        "/export/capitalization.csv?weeks=2026-W35..2026-W47",
+    );
+    assert_eq!(status, 200);
+    let (status, body) = http_get(
+        &address,
+        "/export/capitalization.csv?weeks=2026-W34..2026-W47",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("\"weeks\"") && body.contains("at most 13"),
+        "{body}"
+    );
     stop(server);
     db.finish().await;
 }
