@@ -326,6 +326,7 @@ struct CapitalizationPage {
     generation: i64,
     week_labels: Vec<(usize, String)>,
     series: Vec<TeamSeries>,
+    project_series: Vec<TeamSeries>,
     projects: Vec<ProjectLine>,
     unattributed: Vec<RowView>,
     rows: Vec<RowView>,
@@ -339,19 +340,37 @@ const BAR_GAP: usize = 4;
 /// The capitalizable share of each team's time per week, as bars (`None`: no time that week,
 /// drawn as a gap, not as 0%).
 pub fn team_bars(weeks: &[IsoWeek], rows: &[CapRow]) -> Vec<TeamSeries> {
-    let mut teams: Vec<String> = rows.iter().map(|r| r.team.clone()).collect();
-    teams.sort();
-    teams.dedup();
-    teams
+    share_bars(weeks, rows, |r| Some(r.team.as_str()))
+}
+
+/// The capitalizable share of the time spent on each project per week (unattributed time is on
+/// no project).
+pub fn project_bars(weeks: &[IsoWeek], rows: &[CapRow]) -> Vec<TeamSeries> {
+    share_bars(weeks, rows, |r| {
+        (!r.is_unattributed()).then_some(r.project.as_str())
+    })
+}
+
+/// Per group (`group_of` a row, `None`: in none), per week, the share of its FTE that was
+/// capitalizable, as bars 0-100% high; a week without time is a gap.
+fn share_bars<'r>(
+    weeks: &[IsoWeek],
+    rows: &'r [CapRow],
+    group_of: impl Fn(&'r CapRow) -> Option<&'r str>,
+) -> Vec<TeamSeries> {
+    let mut groups: Vec<&str> = rows.iter().filter_map(&group_of).collect();
+    groups.sort();
+    groups.dedup();
+    groups
         .into_iter()
-        .map(|team| {
+        .map(|group| {
             let bars = weeks
                 .iter()
                 .enumerate()
                 .filter_map(|(i, week)| {
                     let of_week = rows
                         .iter()
-                        .filter(|r| r.team == team && r.week_start == week.monday());
+                        .filter(|r| group_of(r) == Some(group) && r.week_start == week.monday());
                     let (mut cap, mut all) = (0i64, 0i64);
                     for r in of_week {
                         all += r.fte_units;
@@ -368,7 +387,7 @@ pub fn team_bars(weeks: &[IsoWeek], rows: &[CapRow]) -> Vec<TeamSeries> {
                             height,
                             label: format!("{percent:.0}%"),
                             title: format!(
-                                "{team}, {week}: {percent:.1}% capitalizable ({} of {} FTE)",
+                                "{group}, {week}: {percent:.1}% capitalizable ({} of {} FTE)",
                                 fte(cap),
                                 fte(all)
                             ),
@@ -376,7 +395,10 @@ pub fn team_bars(weeks: &[IsoWeek], rows: &[CapRow]) -> Vec<TeamSeries> {
                     })
                 })
                 .collect();
-            TeamSeries { team, bars }
+            TeamSeries {
+                team: group.to_string(),
+                bars,
+            }
         })
         .collect()
 }
@@ -514,6 +536,7 @@ pub async fn page(
             .map(|(i, w)| (i * (BAR_WIDTH + BAR_GAP), week_label(w.monday())))
             .collect(),
         series: team_bars(&chart_weeks, &export.rows),
+        project_series: project_bars(&chart_weeks, &export.rows),
         projects,
         unattributed: this_week
             .iter()
@@ -530,4 +553,67 @@ fn week_label(monday: NaiveDate) -> String {
     let w = IsoWeek::of(monday).to_string();
     w.split_once('-')
         .map_or(w.clone(), |(_, week)| week.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(team: &str, project: &str, monday: &str, units: i64, capitalizable: bool) -> CapRow {
+        let monday = NaiveDate::parse_from_str(monday, "%Y-%m-%d").unwrap();
+        CapRow {
+            week_start: monday,
+            week_end: monday + chrono::Days::new(6),
+            person_id: "p".into(),
+            person_name: "P".into(),
+            team: team.into(),
+            cost_center: String::new(),
+            work_item_key: if project.is_empty() {
+                capitalization::UNATTRIBUTED.into()
+            } else {
+                "PAY-1".into()
+            },
+            work_item_type: String::new(),
+            epic_key: String::new(),
+            project: project.into(),
+            capitalizable,
+            cap_rule: String::new(),
+            fte_units: units,
+            centi_hours: 0,
+            evidence_commits: 0,
+            evidence_prs: 0,
+            evidence_reviews: 0,
+            evidence_issue_days: 0,
+            receipts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn bars_land_on_their_pixels_and_a_week_without_time_is_a_gap() {
+        let weeks: Vec<IsoWeek> = ["2026-W46", "2026-W47", "2026-W48"]
+            .iter()
+            .map(|w| IsoWeek::parse("week", w).unwrap())
+            .collect();
+        let rows = [
+            row("web", "Shop", "2026-11-09", 3_000, true),
+            row("web", "Shop", "2026-11-09", 1_000, false),
+            row("web", "", "2026-11-09", 6_000, false),
+            row("web", "Shop", "2026-11-23", 10_000, true),
+        ];
+        let teams = team_bars(&weeks, &rows);
+        assert_eq!(teams.len(), 1);
+        let bars: Vec<(usize, usize, usize, &str)> = teams[0]
+            .bars
+            .iter()
+            .map(|b| (b.x, b.y, b.height, b.label.as_str()))
+            .collect();
+        // W46: 3,000 of 10,000 units, 30% of 120 px; W47 no time: no bar; W48: 100%.
+        assert_eq!(bars, [(0, 84, 36, "30%"), (36, 0, 120, "100%")]);
+        // Per project, unattributed time is on no project: W46 is 3,000 of 4,000.
+        let projects = project_bars(&weeks, &rows);
+        assert_eq!(projects.len(), 1);
+        assert_eq!(projects[0].team, "Shop");
+        assert_eq!(projects[0].bars[0].label, "75%");
+        assert_eq!(projects[0].bars[0].height, 90);
+    }
 }
