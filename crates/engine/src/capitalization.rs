@@ -7,6 +7,9 @@
 //! have been in progress, and every issue those name with their epics). Shares are integers
 //! in 1/10,000 FTE and hours in 1/100 hour, split by largest remainder so the written rows
 //! of a person-week add up to its available FTE exactly.
+//!
+//! One file, over 600 lines, on purpose: evidence, decisions, shares and the CSV are the steps
+//! of one published method, read top to bottom against docs/capitalization.md.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -2,6 +2,9 @@
 //! week by week and computed by the method in `flowmeter_engine::capitalization`; the same
 //! rows for `flowmeter export capitalization`, `GET /export/capitalization.csv` and the
 //! `/capitalization` page.
+//!
+//! One file, over 600 lines, on purpose: the export, its two handlers and the page's chart
+//! geometry are one feature whose parts share the week and team checks and the `Export` type.
 
 use askama::Template;
 use axum::extract::{Query, State};
