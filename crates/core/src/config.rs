@@ -196,6 +196,25 @@ pub struct GithubConfig {
     pub max_attempts: u32,
     /// The longest wait for a primary rate limit to reset before the resource fails.
     pub max_rate_limit_wait_seconds: u64,
+    /// The secrets webhook deliveries are signed with (`POST /hooks/github`): one, or several
+    /// accepted at once while a secret is rotated. Also `FLOWMETER_GITHUB_WEBHOOK_SECRET`
+    /// (several separated by commas). Empty: webhooks are off. Never logged or shown.
+    #[serde(deserialize_with = "one_or_many")]
+    pub webhook_secret: Vec<String>,
+}
+
+/// A string or a list of strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
 }
 
 impl Default for GithubConfig {
@@ -215,6 +234,7 @@ impl Default for GithubConfig {
             retry_base_ms: 1000,
             max_attempts: 6,
             max_rate_limit_wait_seconds: 3900,
+            webhook_secret: Vec::new(),
         }
     }
 }
@@ -245,6 +265,10 @@ impl std::fmt::Debug for GithubConfig {
             .field("orgs", &self.orgs)
             .field("incident_labels", &self.incident_labels)
             .field("deployment_sources", &self.deployment_sources)
+            .field(
+                "webhook_secret",
+                &format!("{} secret(s)", self.webhook_secret.len()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -631,6 +655,7 @@ impl Config {
                 let secret = key.starts_with("server.tokens")
                     || key.starts_with("jira.token")
                     || key.starts_with("github.token")
+                    || key.starts_with("github.webhook_secret")
                     || (key.starts_with("digests") && key.contains("webhook_url"));
                 let message = if secret {
                     "is not valid here (value not shown)".to_string()
@@ -722,6 +747,12 @@ impl Config {
         }
         if github.max_attempts == 0 {
             return Err(config_error("github.max_attempts", "must be at least 1"));
+        }
+        if let Some(i) = github.webhook_secret.iter().position(|s| s.is_empty()) {
+            return Err(config_error(
+                format!("github.webhook_secret[{i}]"),
+                "must not be empty",
+            ));
         }
         if !github.url.starts_with("http://") && !github.url.starts_with("https://") {
             return Err(config_error(
@@ -1290,6 +1321,35 @@ source = "releases"
         }
         let err = Config::from_toml("[github]\ntoken = 7", |_| None).unwrap_err();
         assert_eq!(err.key, "github.token");
+        assert!(err.to_string().contains("value not shown"), "{err}");
+    }
+
+    #[test]
+    fn webhook_secrets_are_one_or_several_and_never_shown() {
+        let one = Config::from_toml(
+            "[github]\nwebhook_secret = \"It's a Secret to Everybody\"",
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(one.github.webhook_secret, ["It's a Secret to Everybody"]);
+        assert!(!format!("{one:?}").contains("Everybody"));
+        let rotating = Config::from_toml(
+            "[github]\nwebhook_secret = [\"new-one\", \"old-one\"]",
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(rotating.github.webhook_secret, ["new-one", "old-one"]);
+        let env = |var: &str| {
+            (var == "FLOWMETER_GITHUB_WEBHOOK_SECRET").then(|| "env-new, env-old".to_string())
+        };
+        let from_env = Config::from_toml("", env).unwrap();
+        assert_eq!(from_env.github.webhook_secret, ["env-new", "env-old"]);
+        assert!(Config::default().github.webhook_secret.is_empty());
+        let err =
+            Config::from_toml("[github]\nwebhook_secret = [\"ok\", \"\"]", |_| None).unwrap_err();
+        assert_eq!(err.key, "github.webhook_secret[1]");
+        let err = Config::from_toml("[github]\nwebhook_secret = 7", |_| None).unwrap_err();
+        assert_eq!(err.key, "github.webhook_secret");
         assert!(err.to_string().contains("value not shown"), "{err}");
     }
 

@@ -1,11 +1,10 @@
 //! Weekly digests sent once: a row per digest and ISO week, claimed by one process before it
 //! sends, marked sent when Slack took the message. The same statements on both stores.
 
-use chrono::SubsecRound;
 use flowmeter_core::Timestamp;
 use sqlx::Row;
 
-use crate::{Result, Store, query_error};
+use crate::{Result, Store, pg, query_error, second};
 
 /// Where a digest's week stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,37 +63,6 @@ const FAILED: &str = "UPDATE digest_sends SET state = 'failed', error = ?4, retr
      WHERE digest = ?1 AND week = ?2 AND attempts = ?3 AND state = 'sending'";
 const ONE: &str = "SELECT digest, week, state, attempts, claimed_at, claimed_until, sent_at, \
      retry_at, error FROM digest_sends WHERE digest = ?1 AND week = ?2";
-
-/// PostgreSQL's placeholders are `$n` where SQLite's are `?n`.
-fn pg(sql: &str) -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(sql.replace('?', "$"))
-}
-
-/// One statement on either store with the same values bound: `execute` gives the rows changed,
-/// `scalar` the optional first column.
-macro_rules! run {
-    (execute $store:expr, $sql:expr, $($value:expr),+) => {
-        match $store {
-            Store::Sqlite(pool) => sqlx::query($sql)$(.bind($value))+
-                .execute(pool).await.map(|r| r.rows_affected()),
-            Store::Postgres(pool) => sqlx::query(pg($sql))$(.bind($value))+
-                .execute(pool).await.map(|r| r.rows_affected()),
-        }
-    };
-    (scalar $store:expr, $sql:expr, $($value:expr),+) => {
-        match $store {
-            Store::Sqlite(pool) => sqlx::query_scalar($sql)$(.bind($value))+
-                .fetch_optional(pool).await,
-            Store::Postgres(pool) => sqlx::query_scalar(pg($sql))$(.bind($value))+
-                .fetch_optional(pool).await,
-        }
-    };
-}
-
-/// Whole seconds, so that SQLite's text timestamps compare as times.
-fn second(t: Timestamp) -> Timestamp {
-    t.trunc_subsecs(0)
-}
 
 /// A row of `digest_sends` (the same columns and types on both stores).
 macro_rules! send_of {

@@ -5,13 +5,36 @@
 //! same records arrive again. Bulk writes go through multi-row statements on SQLite and `COPY`
 //! on PostgreSQL. The store knows nothing of metrics: it hands the engine a [`Dataset`].
 
+/// One statement on either store with the same values bound: `execute` gives the rows changed,
+/// `scalar` the optional first column.
+macro_rules! run {
+    (execute $store:expr, $sql:expr, $($value:expr),+) => {
+        match $store {
+            Store::Sqlite(pool) => sqlx::query($sql)$(.bind($value))+
+                .execute(pool).await.map(|r| r.rows_affected()),
+            Store::Postgres(pool) => sqlx::query(pg($sql))$(.bind($value))+
+                .execute(pool).await.map(|r| r.rows_affected()),
+        }
+    };
+    (scalar $store:expr, $sql:expr, $($value:expr),+) => {
+        match $store {
+            Store::Sqlite(pool) => sqlx::query_scalar($sql)$(.bind($value))+
+                .fetch_optional(pool).await,
+            Store::Postgres(pool) => sqlx::query_scalar(pg($sql))$(.bind($value))+
+                .fetch_optional(pool).await,
+        }
+    };
+}
+
 mod activity;
+mod deliveries;
 mod digests;
 mod pg;
 mod rows;
 mod sqlite;
 
 pub use activity::IdentityActivity;
+pub use deliveries::{Delivery, DeliveryStatus};
 pub use digests::{DigestClaim, DigestSend, DigestState, DigestTicket};
 
 use std::str::FromStr;
@@ -83,6 +106,16 @@ macro_rules! decode_record {
     }};
 }
 pub(crate) use decode_record;
+
+/// PostgreSQL's placeholders are `$n` where SQLite's are `?n`.
+pub(crate) fn pg(sql: &str) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(sql.replace('?', "$"))
+}
+
+/// Whole seconds, so that SQLite's text timestamps compare as times.
+pub(crate) fn second(t: Timestamp) -> Timestamp {
+    chrono::SubsecRound::trunc_subsecs(t, 0)
+}
 
 pub(crate) fn query_error(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { what, source }
@@ -1001,28 +1034,29 @@ impl Store {
 
     /// The raw payloads of one source, in id order.
     pub async fn raw_payloads(&self, source: &str) -> Result<Vec<RawPayload>> {
-        type Row = (String, String, String, Timestamp, Option<String>, String);
-        let what = "read raw payloads";
-        let rows: Vec<Row> = match self {
-            Store::Sqlite(pool) => sqlx::query_as("SELECT id, source, resource, fetched_at, etag, body FROM raw_payloads WHERE source = ?1 ORDER BY id")
-                .bind(source).fetch_all(pool).await,
-            Store::Postgres(pool) => sqlx::query_as("SELECT id, source, resource, fetched_at, etag, body FROM raw_payloads WHERE source = $1 ORDER BY id")
-                .bind(source).fetch_all(pool).await,
+        let sql = "SELECT id, source, resource, fetched_at, etag, body FROM raw_payloads WHERE source = ?1 ORDER BY id";
+        let rows: Vec<RawRow> = match self {
+            Store::Sqlite(pool) => sqlx::query_as(sql).bind(source).fetch_all(pool).await,
+            Store::Postgres(pool) => sqlx::query_as(pg(sql)).bind(source).fetch_all(pool).await,
         }
-        .map_err(query_error(what))?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, source, resource, fetched_at, etag, body)| RawPayload {
-                    id,
-                    source,
-                    resource,
-                    fetched_at,
-                    etag,
-                    body,
-                },
-            )
-            .collect())
+        .map_err(query_error("read raw payloads"))?;
+        Ok(rows.into_iter().map(RawPayload::from).collect())
+    }
+}
+
+/// A row of `raw_payloads`, in column order.
+pub(crate) type RawRow = (String, String, String, Timestamp, Option<String>, String);
+
+impl From<RawRow> for RawPayload {
+    fn from((id, source, resource, fetched_at, etag, body): RawRow) -> Self {
+        RawPayload {
+            id,
+            source,
+            resource,
+            fetched_at,
+            etag,
+            body,
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Flowmeter over HTTP: the server-rendered dashboard, the JSON API for BI tools, the push API
-//! for CI pipelines and pagers, the weekly CSV export, and health and metrics endpoints.
+//! for CI pipelines and pagers, GitHub's webhooks, the weekly CSV export, and health and metrics
+//! endpoints.
 //!
 //! Every page and API answer is computed from an in-memory [`state::View`] (a prepared
 //! snapshot of the store); a background task rebuilds it only when the store's generation
@@ -11,6 +12,7 @@ mod auth;
 pub mod capitalization;
 pub mod digest;
 pub mod error;
+mod hooks;
 mod openapi;
 mod pages;
 pub mod params;
@@ -22,7 +24,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -66,10 +68,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("POST", "/hooks/github"),
 ];
 
-/// The application: every route with its middleware.
+/// The application: every route with its middleware. Webhooks are outside the token guard
+/// (GitHub signs its deliveries instead) and have their own body limit.
 pub fn app(state: AppState) -> Router {
+    let webhooks = Router::new()
+        .route("/hooks/github", post(hooks::github))
+        .layer(RequestBodyLimitLayer::new(hooks::BODY_LIMIT));
     Router::new()
         .route("/", get(pages::overview))
         .route("/deployments", get(pages::deployments))
@@ -109,6 +116,8 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth::require_token,
         ))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .merge(webhooks)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_local_host,
@@ -119,7 +128,6 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn(auth::security_headers))
         .layer(axum::extract::DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
@@ -144,6 +152,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let refresher = state.spawn_refresher();
+    let deliveries = hooks::spawn_worker(state.clone());
     let limit = state.config().server.max_connections as usize;
     let app = app(state);
     let connections = std::sync::Arc::new(tokio::sync::Semaphore::new(limit));
@@ -186,6 +195,7 @@ pub async fn serve(
         () = tokio::time::sleep(DRAIN) => tracing::warn!("requests still running after the drain period were cut"),
     }
     refresher.abort();
+    deliveries.abort();
     Ok(())
 }
 

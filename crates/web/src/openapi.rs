@@ -127,6 +127,12 @@ pub fn document() -> Value {
         "enum": ["deployment-frequency", "lead-time", "change-failure-rate", "recovery-time", "rework-rate"]}}),
     ];
     receipt_params.extend(filters(false));
+    let webhook = json!({"post": {"summary": "GitHub webhook deliveries (docs/connectors.md#webhooks): signed with X-Hub-Signature-256 under github.webhook_secret instead of a token; X-GitHub-Event and X-GitHub-Delivery name the event and the delivery. Kept, then processed by the sync's normalizers.", "security": [],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+                "responses": {"202": {"description": "Kept (processed shortly), or ignored: an event not read, or a repository not followed."},
+                    "200": {"description": "A redelivery of a delivery kept already: nothing changes."},
+                    "400": error(), "401": error(), "404": {"description": "Webhooks are off: no github.webhook_secret."},
+                    "413": {"description": "Over 25 MB."}, "415": error(), "429": error(), "503": error()}}});
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Flowmeter", "version": "1", "description": "DORA metrics (definitions version 2) and the rows behind them."},
@@ -198,7 +204,8 @@ pub fn document() -> Value {
                 "responses": {"200": {"description": "CSV; the header X-Flowmeter-Generation names the store generation it reflects, X-Flowmeter-Method-Version the method's version.", "content": {"text/csv": {}}}, "400": error(), "401": error()}}},
             "/healthz": {"get": {"summary": "Liveness.", "responses": {"200": {"description": "ok"}}}},
             "/readyz": {"get": {"summary": "Readiness: the store answers.", "responses": {"200": {"description": "ready"}, "503": {"description": "store unreachable"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics.", "responses": {"200": {"description": "Text exposition format.", "content": {"text/plain": {}}}}}}
+            "/metrics": {"get": {"summary": "Prometheus metrics.", "responses": {"200": {"description": "Text exposition format.", "content": {"text/plain": {}}}}}},
+            "/hooks/github": webhook
         }
     })
 }

@@ -668,10 +668,22 @@ struct SourcesPage {
     generation: i64,
     built: String,
     cursors: Vec<CursorLine>,
+    deliveries: Vec<DeliveryLine>,
+}
+
+/// The latest webhook delivery of one repository and event.
+pub struct DeliveryLine {
+    pub repo: String,
+    pub event: String,
+    pub received: String,
+    pub age: String,
+    pub outcome: String,
+    pub count: i64,
 }
 
 /// Where the data comes from and how fresh it is: the store's records, the snapshot the pages
-/// show, and each connector cursor with when it last moved.
+/// show, each connector cursor with when it last moved, and the last webhook delivery per
+/// repository and event.
 pub async fn sources(
     State(state): State<AppState>,
     Query(filters): Query<Filters>,
@@ -696,8 +708,32 @@ pub async fn sources(
             resource: c.resource.clone(),
         })
         .collect();
+    let deliveries = match state.store().last_deliveries().await {
+        Ok(deliveries) => deliveries,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the last webhook deliveries");
+            Vec::new()
+        }
+    };
+    let deliveries = deliveries
+        .into_iter()
+        .map(|d| DeliveryLine {
+            age: hours(Some(
+                (now - d.received_at).num_seconds().max(0) as f64 / 3600.0,
+            )),
+            received: d.received_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            repo: d.repo,
+            event: match d.action {
+                Some(action) => format!("{} ({action})", d.event),
+                None => d.event,
+            },
+            outcome: d.outcome.unwrap_or_else(|| "not processed yet".to_string()),
+            count: d.count,
+        })
+        .collect();
     render(&SourcesPage {
         frame: Frame::new("sources", &view, &filters, &window),
+        deliveries,
         counts: vec![
             ("commits", commits),
             ("pull requests", pull_requests),

@@ -81,6 +81,8 @@ struct Inner {
     pub(crate) session_key: [u8; 32],
     /// The connectors' cursors as last read, and when (see [`AppState::cursors`]).
     cursors: tokio::sync::Mutex<Option<(Instant, Arc<Vec<CursorStatus>>)>>,
+    /// Webhook deliveries' rate limit and worker (see `hooks.rs`).
+    hooks: crate::hooks::Hooks,
 }
 
 /// How long cursors read from the store serve every page and scrape that asks.
@@ -209,6 +211,7 @@ impl AppState {
                 waiting: std::sync::atomic::AtomicUsize::new(0),
                 session_key,
                 cursors: tokio::sync::Mutex::new(None),
+                hooks: crate::hooks::Hooks::default(),
             }),
         })
     }
@@ -246,6 +249,10 @@ impl AppState {
 
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    pub(crate) fn hooks(&self) -> &crate::hooks::Hooks {
+        &self.inner.hooks
     }
 
     /// Applies what changed in the store since the view's generation, when anything did;

@@ -29,11 +29,23 @@ pub struct Metrics {
     shed: std::sync::atomic::AtomicU64,
     /// Times the snapshot applied new writes.
     refreshes: std::sync::atomic::AtomicU64,
+    /// Webhook deliveries by event and what came of them.
+    hooks: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 impl Metrics {
     pub fn shed(&self) {
         self.shed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Counts a webhook delivery of `event` (a bounded label) by what came of it.
+    pub fn hook(&self, event: &str, result: &str) {
+        *self
+            .hooks
+            .lock()
+            .expect("metrics lock")
+            .entry((event.to_string(), result.to_string()))
+            .or_default() += 1;
     }
 
     pub fn refreshed(&self) {
@@ -126,6 +138,14 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             .refreshes
             .load(std::sync::atomic::Ordering::Relaxed)
     );
+    out.push_str("# HELP flowmeter_webhook_deliveries_total Webhook deliveries by event and what came of them (accepted, duplicate, ignored reasons, unauthorized, rate_limited, malformed; then written, refetch, ignored or failed once processed).\n");
+    out.push_str("# TYPE flowmeter_webhook_deliveries_total counter\n");
+    for ((event, result), n) in state.metrics().hooks.lock().expect("metrics lock").iter() {
+        let _ = writeln!(
+            out,
+            "flowmeter_webhook_deliveries_total{{source=\"github\",event=\"{event}\",result=\"{result}\"}} {n}"
+        );
+    }
     let view = state.view();
     let gauges = [
         (

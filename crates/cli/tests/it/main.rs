@@ -19,3 +19,4 @@ mod soak;
 mod stages;
 mod store_contract;
 mod web;
+mod webhooks;

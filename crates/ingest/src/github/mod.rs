@@ -16,6 +16,7 @@
 //! `flowmeter replay github` can normalize them again without calling GitHub.
 
 pub mod normalize;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -458,6 +459,12 @@ struct Mark {
     /// (an organisation's repositories, releases), where a change may leave the first page as
     /// it was.
     pages: Vec<(String, String)>,
+    /// Deployments a webhook delivered with their outcome known since the last pass (by id):
+    /// the next pass needs no more requests for them.
+    delivered: Vec<String>,
+    /// Items created exactly at `newest` that the last pass saw final (by id): known, where an
+    /// item arriving later within the same second is not.
+    at_newest: Vec<String>,
 }
 
 impl Mark {
@@ -747,17 +754,7 @@ impl<'c, 'a> Pass<'c, 'a> {
         raw: &Value,
         normalize: impl FnOnce(&Value) -> Result<T, String>,
     ) -> Result<Option<T>, StoreError> {
-        self.ctx
-            .store
-            .put_raw(&RawPayload {
-                id: raw_id(&self.ctx.host, repo, kind, key),
-                source: SOURCE.into(),
-                resource: kind.into(),
-                fetched_at: chrono::Utc::now(),
-                etag: None,
-                body: raw.to_string(),
-            })
-            .await?;
+        archive(self.ctx.store, &self.ctx.host, repo, kind, key, raw).await?;
         Ok(match normalize(raw) {
             Ok(value) => Some(value),
             Err(warning) => {
@@ -848,6 +845,27 @@ fn is_sha(body: &str) -> bool {
 
 fn raw_id(host: &str, repo: &str, kind: &str, key: &str) -> String {
     format!("github:{host}:{repo}:{kind}:{key}")
+}
+
+/// Keeps one item's raw body under its archive id (the sync's and the webhooks' alike).
+async fn archive(
+    store: &Store,
+    host: &str,
+    repo: &str,
+    kind: &str,
+    key: &str,
+    raw: &Value,
+) -> Result<(), StoreError> {
+    store
+        .put_raw(&RawPayload {
+            id: raw_id(host, repo, kind, key),
+            source: SOURCE.into(),
+            resource: kind.into(),
+            fetched_at: chrono::Utc::now(),
+            etag: None,
+            body: raw.to_string(),
+        })
+        .await
 }
 
 /// (repo, kind, key) of an archived item's id.
@@ -1407,6 +1425,10 @@ async fn with_details(
     let known_until = pass.saved.newest;
     let saved_pending = pass.saved.pending.clone();
     let saved_known = pass.saved.known.clone();
+    let saved_delivered = pass.saved.delivered.clone();
+    let saved_at_newest = pass.saved.at_newest.clone();
+    // Items seen whose outcome is final (or that no request will make readable), by creation.
+    let mut seen_final: Vec<(String, Timestamp)> = Vec::new();
     let mut known: Vec<String> = Vec::new();
     let mut newest = pass.saved.newest;
     let mut pending: Vec<(String, Timestamp)> = Vec::new();
@@ -1452,13 +1474,18 @@ async fn with_details(
             let is_known = if releases {
                 saved_known.contains(&key)
             } else {
-                known_until.is_some_and(|k| created.is_some_and(|c| c < k))
-                    && !saved_pending.contains(&key)
+                (known_until.is_some_and(|k| {
+                    created.is_some_and(|c| c < k || (c == k && saved_at_newest.contains(&key)))
+                }) && !saved_pending.contains(&key))
+                    || saved_delivered.contains(&key)
             };
             if releases && is_known {
                 known.push(key.clone());
             }
             if is_known {
+                if let Some(c) = created {
+                    seen_final.push((key, c));
+                }
                 continue;
             }
             todo.push((key, item, created));
@@ -1475,19 +1502,22 @@ async fn with_details(
                     }
                 },
             };
-            if let Some(d) = pass
+            let deployment = pass
                 .keep(repo, kind, &key, &bundle, |r| {
                     normalize::deployment_of(source, r, repo, environment)
                 })
-                .await?
-            {
-                // Pending by the listing's own time, the one paging stops on (a re-run workflow
-                // run starts later than it was created).
-                if !normalize::is_final(d.status)
-                    && let Some(c) = created.filter(|c| *c > recent)
-                {
-                    pending.push((key.clone(), c));
-                }
+                .await?;
+            // Pending by the listing's own time, the one paging stops on (a re-run workflow
+            // run starts later than it was created).
+            let pending_since = deployment
+                .as_ref()
+                .filter(|d| !normalize::is_final(d.status))
+                .and(created.filter(|c| *c > recent));
+            match pending_since {
+                Some(c) => pending.push((key.clone(), c)),
+                None => seen_final.extend(created.map(|c| (key.clone(), c))),
+            }
+            if let Some(d) = deployment {
                 if releases {
                     known.push(key);
                 }
@@ -1501,6 +1531,11 @@ async fn with_details(
         }
     }
     let mut mark = Mark::with_pending(newest, pending);
+    mark.at_newest = seen_final
+        .into_iter()
+        .filter(|(_, c)| Some(*c) == mark.newest)
+        .map(|(k, _)| k)
+        .collect();
     if releases {
         mark.known = known;
         mark.pages = pass.pages.clone();
@@ -1563,6 +1598,21 @@ async fn incidents(ctx: &Ctx<'_>, repo: &str, label: &str) -> Result<ResourceOut
     pass.finish(Mark::newest(newest)).await
 }
 
+/// The host of `github.url` (with its port), which scopes cursors and archive ids.
+pub fn host(config: &GithubConfig) -> Result<String, GithubError> {
+    let url = config.url.trim_end_matches('/');
+    let client_error = |message: &str| GithubError::Client {
+        url: url.to_string(),
+        message: message.to_string(),
+    };
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| client_error("github.url is not a URL"))?;
+    uri.authority()
+        .map(|a| a.as_str().to_string())
+        .ok_or_else(|| client_error("github.url has no host"))
+}
+
 fn context<'a>(
     store: &'a Store,
     config: &'a GithubConfig,
@@ -1584,13 +1634,7 @@ fn context<'a>(
             "the token holds characters that cannot be sent in a header".into(),
         ));
     }
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|_| client_error("github.url is not a URL".into()))?;
-    let host = uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .ok_or_else(|| client_error("github.url has no host".into()))?;
+    let host = host(config)?;
     let client = |base: &str| {
         Octocrab::builder()
             .base_uri(base)

@@ -1,0 +1,17 @@
+-- Webhook deliveries: each kept under its delivery id (a redelivery is recognised and changes
+-- nothing), with its raw body, until it was processed and for a while after.
+CREATE TABLE webhook_deliveries (
+    seq           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    delivery      TEXT NOT NULL UNIQUE,
+    source        TEXT NOT NULL,
+    event         TEXT NOT NULL,
+    action        TEXT,
+    repo          TEXT NOT NULL,
+    received_at   TIMESTAMPTZ NOT NULL,
+    body          TEXT NOT NULL,
+    claimed_until TIMESTAMPTZ,
+    processed_at  TIMESTAMPTZ,
+    outcome       TEXT
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (processed_at, seq);
+CREATE INDEX webhook_deliveries_last ON webhook_deliveries (source, repo, event, seq);
