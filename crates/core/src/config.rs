@@ -201,6 +201,28 @@ pub struct GithubConfig {
     /// (several separated by commas). Empty: webhooks are off. Never logged or shown.
     #[serde(deserialize_with = "one_or_many")]
     pub webhook_secret: Vec<String>,
+    /// Secrets of repositories whose webhooks are signed with their own (accepted besides
+    /// `webhook_secret` for deliveries about those repositories).
+    pub webhook_repo_secrets: Vec<WebhookRepoSecret>,
+}
+
+/// `[[github.webhook_repo_secrets]]`: the secret(s) one repository's webhook is signed with.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRepoSecret {
+    /// `owner/name`, or a glob such as `acme/*`.
+    pub repo: String,
+    #[serde(deserialize_with = "one_or_many")]
+    pub secret: Vec<String>,
+}
+
+impl std::fmt::Debug for WebhookRepoSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookRepoSecret")
+            .field("repo", &self.repo)
+            .field("secret", &format!("{} secret(s)", self.secret.len()))
+            .finish()
+    }
 }
 
 /// A string or a list of strings.
@@ -235,11 +257,33 @@ impl Default for GithubConfig {
             max_attempts: 6,
             max_rate_limit_wait_seconds: 3900,
             webhook_secret: Vec::new(),
+            webhook_repo_secrets: Vec::new(),
         }
     }
 }
 
 impl GithubConfig {
+    /// The secrets a webhook delivery about `repo` may be signed with: `webhook_secret`, and
+    /// those of the `webhook_repo_secrets` entries naming it.
+    pub fn webhook_secrets(&self, repo: Option<&str>) -> Vec<&str> {
+        let mut secrets: Vec<&str> = self.webhook_secret.iter().map(String::as_str).collect();
+        if let Some(repo) = repo {
+            for entry in &self.webhook_repo_secrets {
+                if entry.repo.eq_ignore_ascii_case(repo)
+                    || glob::matches_ignore_case(&entry.repo, repo)
+                {
+                    secrets.extend(entry.secret.iter().map(String::as_str));
+                }
+            }
+        }
+        secrets
+    }
+
+    /// Whether any webhook secret is configured (webhooks are on).
+    pub fn webhooks_on(&self) -> bool {
+        !self.webhook_secret.is_empty() || !self.webhook_repo_secrets.is_empty()
+    }
+
     /// How a repository's deployments are recognised: the first matching
     /// `[[github.deployment_sources]]` entry, else GitHub deployments of every environment.
     pub fn deployment_source(&self, repo: &str) -> DeploymentSourceConfig {
@@ -655,7 +699,7 @@ impl Config {
                 let secret = key.starts_with("server.tokens")
                     || key.starts_with("jira.token")
                     || key.starts_with("github.token")
-                    || key.starts_with("github.webhook_secret")
+                    || key.starts_with("github.webhook")
                     || (key.starts_with("digests") && key.contains("webhook_url"));
                 let message = if secret {
                     "is not valid here (value not shown)".to_string()
@@ -753,6 +797,20 @@ impl Config {
                 format!("github.webhook_secret[{i}]"),
                 "must not be empty",
             ));
+        }
+        for (i, entry) in github.webhook_repo_secrets.iter().enumerate() {
+            if entry.repo.split('/').count() != 2 {
+                return Err(config_error(
+                    format!("github.webhook_repo_secrets[{i}].repo"),
+                    format!("'{}' is not of the form owner/name", entry.repo),
+                ));
+            }
+            if entry.secret.is_empty() || entry.secret.iter().any(String::is_empty) {
+                return Err(config_error(
+                    format!("github.webhook_repo_secrets[{i}].secret"),
+                    "must name at least one secret, none empty",
+                ));
+            }
         }
         if !github.url.starts_with("http://") && !github.url.starts_with("https://") {
             return Err(config_error(
@@ -963,6 +1021,7 @@ fn apply_env(
         for (key, default) in keys {
             if key == "tokens"
                 || key == "deployment_sources"
+                || key == "webhook_repo_secrets"
                 || matches!(default, toml::Value::Table(_))
             {
                 continue;
@@ -1350,6 +1409,31 @@ source = "releases"
         assert_eq!(err.key, "github.webhook_secret[1]");
         let err = Config::from_toml("[github]\nwebhook_secret = 7", |_| None).unwrap_err();
         assert_eq!(err.key, "github.webhook_secret");
+        assert!(err.to_string().contains("value not shown"), "{err}");
+        let per_repo = Config::from_toml(
+            "[github]\nwebhook_secret = \"org-wide\"\n[[github.webhook_repo_secrets]]\nrepo = \"acme/pay*\"\nsecret = [\"pay-new\", \"pay-old\"]\n",
+            |_| None,
+        )
+        .unwrap();
+        let github = &per_repo.github;
+        assert_eq!(
+            github.webhook_secrets(Some("acme/payments")),
+            ["org-wide", "pay-new", "pay-old"]
+        );
+        assert_eq!(github.webhook_secrets(Some("acme/web")), ["org-wide"]);
+        assert_eq!(github.webhook_secrets(None), ["org-wide"]);
+        assert!(!format!("{per_repo:?}").contains("pay-new"));
+        let err = Config::from_toml(
+            "[[github.webhook_repo_secrets]]\nrepo = \"acme/api\"\nsecret = []\n",
+            |_| None,
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "github.webhook_repo_secrets[0].secret");
+        let err = Config::from_toml(
+            "[[github.webhook_repo_secrets]]\nrepo = \"acme/api\"\nsecret = 7\n",
+            |_| None,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("value not shown"), "{err}");
     }
 

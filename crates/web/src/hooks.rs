@@ -108,16 +108,22 @@ pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Byt
     let event = header_text(&headers, "x-github-event").unwrap_or_default();
     let label = event_label(event).to_string();
     let count = |result: &str| state.metrics().hook(&label, result);
-    let secrets = &state.config().github.webhook_secret;
-    if secrets.is_empty() {
+    let github = &state.config().github;
+    if !github.webhooks_on() {
         count("off");
         return refuse(
             StatusCode::NOT_FOUND,
             "GitHub webhooks are off: set github.webhook_secret (or FLOWMETER_GITHUB_WEBHOOK_SECRET)",
         );
     }
+    // A repository with a secret of its own: which one the body says is read first (only then),
+    // and the signature decides whether to believe it.
+    let repo = (!github.webhook_repo_secrets.is_empty())
+        .then(|| webhook::repository_of(&body))
+        .flatten();
+    let secrets = github.webhook_secrets(repo.as_deref());
     let signature = header_text(&headers, "x-hub-signature-256");
-    if !webhook::verify(secrets, signature, &body) {
+    if !webhook::verify(&secrets, signature, &body) {
         count("unauthorized");
         let message = match signature {
             None => "no X-Hub-Signature-256 header: set the webhook's secret in GitHub",
@@ -188,7 +194,7 @@ pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Byt
             return refuse(StatusCode::BAD_REQUEST, "the body is not a JSON object");
         }
     };
-    let (repo, action) = match webhook::admit(&state.config().github, event, &payload) {
+    let (repo, action) = match webhook::admit(github, event, &payload) {
         Admission::Keep { repo, action } => (repo, action),
         Admission::Ignore(why) => {
             count(why);
@@ -298,5 +304,35 @@ async fn drain(state: &AppState) -> Result<(), flowmeter_store::StoreError> {
                 .finish_delivery(&id, &outcome, chrono::Utc::now())
                 .await?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_limit_takes_a_burst_then_refills_steadily() {
+        let start = Instant::now();
+        let mut bucket = Bucket {
+            tokens: BURST,
+            at: start,
+        };
+        for _ in 0..BURST as usize {
+            assert!(bucket.take(start).is_ok());
+        }
+        let wait = bucket.take(start).unwrap_err();
+        assert_eq!(wait, Duration::from_secs_f64(1.0 / PER_SECOND));
+        // A second later, PER_SECOND more; never more than BURST however long it rested.
+        let later = start + Duration::from_secs(1);
+        for _ in 0..PER_SECOND as usize {
+            assert!(bucket.take(later).is_ok());
+        }
+        assert!(bucket.take(later).is_err());
+        let rested = later + Duration::from_secs(3600);
+        for _ in 0..BURST as usize {
+            assert!(bucket.take(rested).is_ok());
+        }
+        assert!(bucket.take(rested).is_err());
     }
 }

@@ -78,13 +78,24 @@ async fn deliver_signed(
 
 /// Delivers a payload signed with [`SECRET`].
 async fn deliver(address: &str, event: &str, delivery: &str, payload: &Value) -> u16 {
+    deliver_with(address, event, delivery, payload, SECRET).await
+}
+
+/// Delivers a payload signed with `secret`.
+async fn deliver_with(
+    address: &str,
+    event: &str,
+    delivery: &str,
+    payload: &Value,
+    secret: &str,
+) -> u16 {
     let body = payload.to_string();
     deliver_signed(
         address,
         event,
         delivery,
         body.as_bytes(),
-        Some(&sign(SECRET, body.as_bytes())),
+        Some(&sign(secret, body.as_bytes())),
     )
     .await
     .0
@@ -159,9 +170,16 @@ fn hello_world_config(address: std::net::SocketAddr) -> GithubConfig {
             environment: None,
         }],
         webhook_secret: vec!["an-older-secret".into(), SECRET.into()],
+        // octo-org's hooks are signed with their own secret.
+        webhook_repo_secrets: vec![flowmeter_core::config::WebhookRepoSecret {
+            repo: "octo-org/*".into(),
+            secret: vec![OCTO_SECRET.into()],
+        }],
         ..github_config(address)
     }
 }
+
+const OCTO_SECRET: &str = "octo-org's own secret";
 
 #[tokio::test]
 async fn each_event_gives_the_records_the_sync_gives_for_the_same_objects() {
@@ -222,12 +240,28 @@ async fn each_event_gives_the_records_the_sync_gives_for_the_same_objects() {
             ("deployment", "d-10", unfollowed, 202),
         ];
         for (event, id, payload, status) in &deliveries {
+            let secret = match payload["repository"]["full_name"].as_str() {
+                Some("octo-org/octo-repo") => OCTO_SECRET,
+                _ => SECRET,
+            };
             assert_eq!(
-                deliver(&address, event, id, payload).await,
+                deliver_with(&address, event, id, payload, secret).await,
                 *status,
                 "{event} {id}"
             );
         }
+        // A repository's own secret signs nothing about another repository.
+        assert_eq!(
+            deliver_with(
+                &address,
+                "deployment",
+                "d-11",
+                &hook("deployment"),
+                OCTO_SECRET
+            )
+            .await,
+            401
+        );
         let last = processed(&store).await;
         let outcome_of = |event: &str| {
             last.iter()
@@ -332,6 +366,27 @@ async fn each_event_gives_the_records_the_sync_gives_for_the_same_objects() {
         );
         assert!(!sources.contains(SECRET) && !metrics.contains(SECRET));
 
+        // The endpoint's own body limit: GitHub's 25 MB, beyond the API's 4 MB.
+        let mut big = hook("deployment_status");
+        big["padding"] = json!("x".repeat(5 * 1024 * 1024));
+        assert_eq!(
+            deliver(&address, "deployment_status", "big-1", &big).await,
+            202
+        );
+        // Over it: refused on the declared length, before a byte of the body is read.
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let head = format!(
+            "POST /hooks/github HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nX-GitHub-Event: deployment_status\r\nX-GitHub-Delivery: huge-1\r\nX-Hub-Signature-256: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            sign(SECRET, b""),
+            25 * 1024 * 1024 + 1
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        processed(&store).await;
+
         // The archive holds what the sync's would: replaying it changes nothing.
         let replayed = flowmeter_ingest::github::replay(&store, &config)
             .await
@@ -404,12 +459,15 @@ async fn the_sync_reads_what_webhooks_could_not_carry_and_no_more() {
         panic!()
     };
     pull["pull_request"] = pulls.iter().find(|p| p["number"] == 7).unwrap().clone();
+    let mut review = hook("pull_request_review.submitted");
+    review["repository"]["full_name"] = json!("acme/api");
     let mut release = hook("release.published");
     release["repository"]["full_name"] = json!("acme/lib");
     release["release"]["tag_name"] = json!("v1.0.1");
     for (event, id, payload) in [
         ("push", "p-1", push),
         ("pull_request", "p-2", pull),
+        ("pull_request_review", "p-5", review),
         ("deployment_status", "p-3", status_of_106(&changed)),
         ("release", "p-4", release),
     ] {

@@ -38,7 +38,7 @@ pub const EVENTS: &[&str] = &[
 /// of `body` under one of `secrets`. The comparison takes the same time whatever the bytes
 /// (the `hmac` crate's `verify_slice`), and every secret is tried, so timing tells nothing
 /// about which matched.
-pub fn verify(secrets: &[String], signature: Option<&str>, body: &[u8]) -> bool {
+pub fn verify(secrets: &[impl AsRef<str>], signature: Option<&str>, body: &[u8]) -> bool {
     let Some(expected) = signature
         .and_then(|s| s.trim().strip_prefix("sha256="))
         .and_then(decode_hex)
@@ -47,6 +47,7 @@ pub fn verify(secrets: &[String], signature: Option<&str>, body: &[u8]) -> bool 
     };
     secrets
         .iter()
+        .map(AsRef::as_ref)
         .filter(|secret| !secret.is_empty())
         .fold(false, |matched, secret| {
             let mut mac =
@@ -63,6 +64,23 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     let digest = mac.finalize().into_bytes();
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256={hex}")
+}
+
+/// The repository a delivery's body names (`repository.full_name`), read without trusting
+/// anything else in it: which repository's own secrets may have signed it.
+pub fn repository_of(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        repository: Option<Repository>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Repository {
+        full_name: Option<String>,
+    }
+    serde_json::from_slice::<Probe>(body)
+        .ok()?
+        .repository?
+        .full_name
 }
 
 /// 32 bytes from 64 hex digits, else `None`.
