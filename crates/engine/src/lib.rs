@@ -448,6 +448,11 @@ impl Snapshot {
         })
     }
 
+    /// The tier table the snapshot's tiers come from.
+    pub fn tiers(&self) -> &TierTable {
+        &self.tiers
+    }
+
     /// The configuration the snapshot was prepared under.
     pub fn config(&self) -> &Config {
         &self.config

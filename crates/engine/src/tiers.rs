@@ -31,6 +31,25 @@ pub struct Thresholds {
 }
 
 impl Thresholds {
+    /// Each tier's range of values `[from, to)`, best first (the bounds of charts' bands; a
+    /// threshold itself belongs to the tier `tier` says).
+    pub fn ranges(&self) -> [(Tier, f64, f64); 4] {
+        match self.better {
+            Better::Higher => [
+                (Tier::Elite, self.elite, f64::INFINITY),
+                (Tier::High, self.high, self.elite),
+                (Tier::Medium, self.medium, self.high),
+                (Tier::Low, 0.0, self.medium),
+            ],
+            Better::Lower => [
+                (Tier::Elite, 0.0, self.elite),
+                (Tier::High, self.elite, self.high),
+                (Tier::Medium, self.high, self.medium),
+                (Tier::Low, self.medium, f64::INFINITY),
+            ],
+        }
+    }
+
     /// The tier of a value; `None` (no data) has no tier.
     pub fn tier(&self, value: Option<f64>) -> Option<Tier> {
         let value = value?;

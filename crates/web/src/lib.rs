@@ -18,7 +18,9 @@ mod pages;
 pub mod params;
 pub mod state;
 mod svg;
+mod teams;
 mod telemetry;
+mod trends;
 
 use std::future::Future;
 use std::time::Duration;
@@ -45,6 +47,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/incidents"),
     ("GET", "/pull-requests"),
     ("GET", "/value-stream"),
+    ("GET", "/trends/{metric}"),
+    ("GET", "/teams"),
     ("GET", "/sources"),
     ("GET", "/digest"),
     ("GET", "/capitalization"),
@@ -84,6 +88,8 @@ pub fn app(state: AppState) -> Router {
         .route("/incidents", get(pages::incidents))
         .route("/pull-requests", get(pages::pull_requests))
         .route("/value-stream", get(pages::value_stream))
+        .route("/trends/{metric}", get(trends::page))
+        .route("/teams", get(teams::page))
         .route("/sources", get(pages::sources))
         .route("/digest", get(pages::digest))
         .route("/capitalization", get(capitalization::page))

@@ -127,6 +127,20 @@ pub fn document() -> Value {
         "enum": ["deployment-frequency", "lead-time", "change-failure-rate", "recovery-time", "rework-rate"]}}),
     ];
     receipt_params.extend(filters(false));
+    let mut trend_params = filters(false);
+    trend_params.push(json!({"name": "metric", "in": "path", "required": true, "description": "deployment-frequency, lead-time, change-failure-rate, recovery-time or rework-rate.", "schema": {"type": "string"}}));
+    trend_params.push(query(
+        "months",
+        "6, 12 (default) or 24.",
+        false,
+        json!({"type": "integer", "enum": [6, 12, 24]}),
+    ));
+    trend_params.push(query(
+        "format",
+        "csv: the weeks as CSV.",
+        false,
+        json!({"type": "string", "enum": ["csv"]}),
+    ));
     let webhook = json!({"post": {"summary": "GitHub webhook deliveries (docs/connectors.md#webhooks): signed with X-Hub-Signature-256 under github.webhook_secret instead of a token; X-GitHub-Event and X-GitHub-Delivery name the event and the delivery. Kept, then processed by the sync's normalizers.", "security": [],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
                 "responses": {"202": {"description": "Kept (processed shortly), or ignored: an event not read, or a repository not followed."},
@@ -174,6 +188,8 @@ pub fn document() -> Value {
             "/value-stream": page("Where time goes per stage, the bottleneck, and work waiting in each stage.", filters(false)),
             "/capitalization": page("The capitalization view of a week (docs/capitalization.md): `week` (`2026-W47`, default the last complete week with data) and `team`: capitalizable share per team and project over 8 weeks, people-weeks with unattributed time, and each row with its receipt.", filters(false)),
             "/digest": page("A team's weekly digest (the same content as its Slack message): `team` (a team, or `all`) and `week` (`2026-W47`, default the last complete week).", filters(false)),
+            "/trends/{metric}": {"get": {"summary": "One metric's weekly series for the scope over the last 6, 12 or 24 months (`months`), as a chart with axes, units and tier bands, and a table; `format=csv` gives the same weeks as CSV.", "parameters": trend_params, "responses": {"200": {"description": "HTML page, or CSV with format=csv.", "content": {"text/html": {}, "text/csv": {}}}, "400": error(), "404": error()}}},
+            "/teams": page("Every team's and every service's five numbers side by side with tiers, the change against the previous window and 12 weekly points; `sort` (name or a metric) and `order` (asc, desc).", filters(false)),
             "/sources": page("Where the data comes from: records in the store, the snapshot shown, and when each connector cursor last moved.", filters(false)),
             "/receipts/{metric}": {"get": {"summary": "The rows behind one number and the rule applied.", "parameters": receipt_params, "responses": {"200": {"description": "HTML page.", "content": {"text/html": {}}}, "400": error(), "404": error()}}},
             "/static/style.css": {"get": {"summary": "The dashboard's stylesheet.", "responses": {"200": {"description": "CSS.", "content": {"text/css": {}}}}}},

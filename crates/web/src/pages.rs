@@ -136,6 +136,88 @@ fn short(sha: &str) -> String {
     sha.chars().take(9).collect()
 }
 
+/// Where records link out: GitHub's pages for the commits, pull requests, deployments,
+/// releases, runs and issues of the repositories the GitHub connector follows (GitHub
+/// Enterprise Server included), and Jira's for issue keys when Jira is configured. Records of
+/// other repositories (imported or pushed) link nowhere rather than somewhere wrong.
+pub(crate) struct OutLinks {
+    github: String,
+    repos: Vec<String>,
+    orgs: Vec<String>,
+    jira: Option<String>,
+}
+
+impl OutLinks {
+    pub(crate) fn of(config: &flowmeter_core::Config) -> OutLinks {
+        let jira = config.jira.url.trim().trim_end_matches('/');
+        OutLinks {
+            github: crate::digest::Links::of(config, "").github,
+            repos: config
+                .github
+                .repos
+                .iter()
+                .map(|r| r.to_lowercase())
+                .collect(),
+            orgs: config
+                .github
+                .orgs
+                .iter()
+                .map(|o| o.to_lowercase())
+                .collect(),
+            jira: (!jira.is_empty()).then(|| jira.to_string()),
+        }
+    }
+
+    fn repo(&self, repo: &str) -> Option<String> {
+        let lower = repo.to_lowercase();
+        let owner = lower.split('/').next().unwrap_or_default();
+        (self.repos.contains(&lower) || self.orgs.iter().any(|o| o == owner))
+            .then(|| format!("{}/{repo}", self.github))
+    }
+
+    pub(crate) fn commit(&self, repo: &str, sha: &str) -> String {
+        self.repo(repo)
+            .map(|r| format!("{r}/commit/{}", encode(sha)))
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn pull(&self, repo: &str, number: u64) -> String {
+        self.repo(repo)
+            .map(|r| format!("{r}/pull/{number}"))
+            .unwrap_or_default()
+    }
+
+    /// A workflow run (`run-<id>`), a release (a tag), or the repository's deployments page.
+    pub(crate) fn deployment(&self, repo: &str, id: &str) -> String {
+        let Some(r) = self.repo(repo) else {
+            return String::new();
+        };
+        match id.strip_prefix("run-") {
+            Some(run) if run.bytes().all(|b| b.is_ascii_digit()) => {
+                format!("{r}/actions/runs/{run}")
+            }
+            _ if id.bytes().all(|b| b.is_ascii_digit()) => format!("{r}/deployments"),
+            _ => format!("{r}/releases/tag/{}", encode(id)),
+        }
+    }
+
+    /// A GitHub issue (`#12` of a followed repository) or a Jira issue key (`PAY-7`).
+    pub(crate) fn incident(&self, repo: Option<&str>, id: &str) -> String {
+        if let (Some(number), Some(repo)) = (id.strip_prefix('#'), repo)
+            && number.bytes().all(|b| b.is_ascii_digit())
+            && let Some(r) = self.repo(repo)
+        {
+            return format!("{r}/issues/{number}");
+        }
+        match &self.jira {
+            Some(jira) if flowmeter_core::people::issue_keys(id).first() == Some(&id) => {
+                format!("{jira}/browse/{}", encode(id))
+            }
+            _ => String::new(),
+        }
+    }
+}
+
 /// Rows a list page shows at a time.
 const PAGE_ROWS: usize = 100;
 
@@ -366,6 +448,9 @@ pub struct DeploymentLine {
     /// Why it is rework, in words.
     pub why: String,
     pub incidents: String,
+    /// Links out (empty: none).
+    pub id_url: String,
+    pub sha_url: String,
 }
 
 pub struct AttemptLine {
@@ -375,6 +460,8 @@ pub struct AttemptLine {
     pub environment: String,
     pub status: &'static str,
     pub sha: String,
+    pub id_url: String,
+    pub sha_url: String,
 }
 
 #[derive(Template)]
@@ -401,9 +488,12 @@ fn incidents_by_deployment(view: &View) -> HashMap<(String, String), Vec<String>
 
 fn deployment_lines(view: &View, rows: &[&flowmeter_engine::DeploymentRow]) -> Vec<DeploymentLine> {
     let incidents = incidents_by_deployment(view);
+    let links = OutLinks::of(view.snapshot.config());
     rows.iter()
         .rev()
         .map(|d| DeploymentLine {
+            id_url: links.deployment(&d.repo, &d.id),
+            sha_url: links.commit(&d.repo, &d.sha),
             time: time(&d.time),
             service: d.service.clone(),
             repo: d.repo.clone(),
@@ -446,6 +536,7 @@ pub async fn deployments(
             let mut shown: Vec<&flowmeter_engine::DeploymentRow> = newest_first[shown].to_vec();
             shown.reverse();
             let attempt_count = receipts.attempts.len();
+            let links = OutLinks::of(view.snapshot.config());
             let attempts = receipts
                 .attempts
                 .iter()
@@ -458,6 +549,8 @@ pub async fn deployments(
                     environment: d.environment.clone(),
                     status: d.status.as_str(),
                     sha: short(&d.sha),
+                    id_url: links.deployment(&d.repo, &d.id),
+                    sha_url: links.commit(&d.repo, &d.sha),
                 })
                 .collect();
             render(&DeploymentsPage {
@@ -474,6 +567,10 @@ pub async fn deployments(
 pub struct ChangeLine {
     pub service: String,
     pub sha: String,
+    pub sha_url: String,
+    pub deployment_url: String,
+    /// The pull request a squash or rebase merge came from, linked.
+    pub pull_url: String,
     pub deployment: String,
     pub deployed: String,
     pub start: String,
@@ -482,9 +579,16 @@ pub struct ChangeLine {
 }
 
 fn change_lines(view: &View, rows: &[&flowmeter_engine::ChangeRow]) -> Vec<ChangeLine> {
+    let links = OutLinks::of(view.snapshot.config());
     rows.iter()
         .map(|c| view.snapshot.change(c))
         .map(|c| ChangeLine {
+            sha_url: links.commit(c.repo, c.sha),
+            deployment_url: links.deployment(c.repo, c.deployment_id),
+            pull_url: c
+                .squash_of
+                .map(|n| links.pull(c.repo, n))
+                .unwrap_or_default(),
             service: c.service.to_string(),
             sha: short(c.sha),
             deployment: c.deployment_id.to_string(),
@@ -555,7 +659,7 @@ pub async fn lead_time(
                 median: hours(report.lead_time.median_hours),
                 p90: hours(report.lead_time.p90_hours),
                 change_count: report.lead_time.changes,
-                histogram: svg::bars(&buckets, "changes by lead time"),
+                histogram: svg::bars(&buckets, "changes", "changes by lead time"),
                 slowest: change_lines(&view, &slowest),
             })
         })
@@ -564,6 +668,7 @@ pub async fn lead_time(
 
 pub struct IncidentLine {
     pub id: String,
+    pub url: String,
     pub service: String,
     pub created: String,
     pub resolved: String,
@@ -571,9 +676,11 @@ pub struct IncidentLine {
     pub deployment: String,
 }
 
-fn incident_lines(rows: &[&flowmeter_engine::IncidentRow]) -> Vec<IncidentLine> {
+fn incident_lines(view: &View, rows: &[&flowmeter_engine::IncidentRow]) -> Vec<IncidentLine> {
+    let links = OutLinks::of(view.snapshot.config());
     rows.iter()
         .map(|i| IncidentLine {
+            url: links.incident(i.repo.as_deref(), &i.id),
             id: i.id.clone(),
             service: i
                 .service
@@ -628,8 +735,8 @@ pub async fn incidents(
             render(&IncidentsPage {
                 frame: Frame::new("incidents", &view, &filters, &window),
                 pager,
-                resolved: incident_lines(&receipts.incidents[shown]),
-                open: incident_lines(&open),
+                resolved: incident_lines(&view, &receipts.incidents[shown]),
+                open: incident_lines(&view, &open),
                 open_count: receipts.open_incidents.len(),
             })
         })
@@ -639,6 +746,7 @@ pub async fn incidents(
 pub struct PullLine {
     pub repo: String,
     pub number: u64,
+    pub url: String,
     pub title: String,
     pub author: String,
     pub waiting: String,
@@ -790,9 +898,11 @@ pub async fn pull_requests(
             waiting.sort_by_key(|p| (ready(p), p.repo, p.number));
             let query = filters.query_for(&window);
             let (pager, shown) = Pager::new("/pull-requests", &query, page, waiting.len());
+            let links = OutLinks::of(config);
             let lines = waiting[shown]
                 .iter()
                 .map(|p| PullLine {
+                    url: links.pull(p.repo, p.number),
                     repo: p.repo.to_string(),
                     number: p.number,
                     title: p.title.unwrap_or_default().to_string(),
@@ -913,6 +1023,7 @@ fn receipt_page(
             Vec::new(),
             Vec::new(),
             incident_lines(
+                view,
                 &r.incidents
                     .iter()
                     .chain(r.open_incidents.iter())
@@ -955,8 +1066,14 @@ fn receipt_page(
     })
 }
 
+/// A stage as people say it ("Waiting for review"), from its document name.
+pub(crate) fn stage_label(id: &str) -> &'static str {
+    flowmeter_engine::stages::Stage::of_id(id).map_or("an unknown stage", |s| s.label())
+}
+
 pub struct StageLine {
     pub stage: &'static str,
+    pub label: &'static str,
     pub count: u64,
     pub median: String,
     pub p90: String,
@@ -997,21 +1114,22 @@ pub async fn value_stream(
         let stages = r
             .stages
             .iter()
-            .map(|s| StageLine { stage: s.stage, count: s.count, median: hours(s.median_hours), p90: hours(s.p90_hours), share: share(s.share) })
+            .map(|s| StageLine { stage: s.stage, label: stage_label(s.stage), count: s.count, median: hours(s.median_hours), p90: hours(s.p90_hours), share: share(s.share) })
             .collect();
-        let chart = svg::bars(
-            &r.stages.iter().map(|s| (s.stage.to_string(), (s.share.unwrap_or(0.0) * 1000.0).round() as u64)).collect::<Vec<_>>(),
-            "share of the time per stage, in tenths of a percent",
+        let chart = svg::labelled_bars(
+            &r.stages.iter().map(|s| (stage_label(s.stage).to_string(), s.share.unwrap_or(0.0), share(s.share))).collect::<Vec<_>>(),
+            "share of the merged pull requests' time spent in each stage, in percent",
         );
         let bottleneck = match &r.bottleneck {
             Some(b) => format!(
                 "The bottleneck is {}: {:.1}% of the time of the pull requests merged in this window (previous window: {}).",
-                b.stage,
+                stage_label(b.stage),
                 b.share * 100.0,
                 share(b.previous_share)
             ),
             None => "No pull request was merged in this window, so there is no bottleneck to name.".into(),
         };
+        let links = OutLinks::of(view.snapshot.config());
         let group = |title: &'static str, items: &[flowmeter_engine::stages::WipItem]| WipGroup {
             title,
             count: items.len(),
@@ -1019,6 +1137,7 @@ pub async fn value_stream(
                 .iter()
                 .take(20)
                 .map(|i| PullLine {
+                    url: links.pull(&i.repo, i.number),
                     repo: i.repo.clone(),
                     number: i.number,
                     title: i.title.clone().unwrap_or_default(),
@@ -1105,4 +1224,55 @@ pub async fn digest(
             Ok(Html(html).into_response())
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_of_followed_repositories_link_to_github_and_keys_to_jira() {
+        let mut config = flowmeter_core::Config::default();
+        config.github.url = "https://ghe.acme.example/api/v3".into();
+        config.github.repos = vec!["acme/api".into()];
+        config.github.orgs = vec!["tools".into()];
+        config.jira.url = "https://acme.atlassian.net/".into();
+        let links = OutLinks::of(&config);
+        let ghe = "https://ghe.acme.example";
+        assert_eq!(
+            links.commit("acme/api", "abc123"),
+            format!("{ghe}/acme/api/commit/abc123")
+        );
+        assert_eq!(
+            links.pull("Tools/cli", 7),
+            format!("{ghe}/Tools/cli/pull/7")
+        );
+        assert_eq!(
+            links.deployment("acme/api", "run-42"),
+            format!("{ghe}/acme/api/actions/runs/42")
+        );
+        assert_eq!(
+            links.deployment("acme/api", "1004"),
+            format!("{ghe}/acme/api/deployments")
+        );
+        assert_eq!(
+            links.deployment("acme/api", "v1.2.0"),
+            format!("{ghe}/acme/api/releases/tag/v1.2.0")
+        );
+        assert_eq!(
+            links.incident(Some("acme/api"), "#12"),
+            format!("{ghe}/acme/api/issues/12")
+        );
+        assert_eq!(
+            links.incident(None, "PAY-7"),
+            "https://acme.atlassian.net/browse/PAY-7"
+        );
+        // Not followed, not a key: no link rather than a wrong one.
+        assert_eq!(links.commit("other/repo", "abc123"), "");
+        assert_eq!(links.incident(Some("other/repo"), "#12"), "");
+        assert_eq!(links.incident(None, "pager-991"), "");
+        let plain = OutLinks::of(&flowmeter_core::Config::default());
+        assert_eq!(plain.commit("acme/api", "abc"), "");
+        assert_eq!(plain.incident(None, "PAY-7"), "");
+    }
 }

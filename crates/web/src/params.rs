@@ -26,6 +26,13 @@ pub struct Filters {
     pub week: Option<String>,
     /// A range of ISO weeks (`2026-W40..2026-W47`), on the capitalization export.
     pub weeks: Option<String>,
+    /// How many months a trend page covers: 6, 12 or 24.
+    pub months: Option<String>,
+    /// `csv`: a trend page's numbers as CSV.
+    pub format: Option<String>,
+    /// The column a table is sorted by, and `asc` or `desc`.
+    pub sort: Option<String>,
+    pub order: Option<String>,
 }
 
 /// A form field left empty means "not given".
