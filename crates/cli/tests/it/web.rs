@@ -591,38 +591,28 @@ fn chromium() -> Option<PathBuf> {
     found
 }
 
+/// Headless Chromium without anything that reaches beyond the test's own server.
+const CHROMIUM_FLAGS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
 fn browse(chromium: &Path, url: &str, screenshot: &Path) -> String {
     browse_at(chromium, url, screenshot, "1280,1600")
 }
 
 fn browse_at(chromium: &Path, url: &str, screenshot: &Path, size: &str) -> String {
+    browse_shot(chromium, url, screenshot, size);
     let profile = tempfile::tempdir().unwrap();
-    let flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ];
     let window = format!("--window-size={size}");
-    let shot = Command::new(chromium)
-        .args(flags)
-        .arg(&window)
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--screenshot={}", screenshot.display()))
-        .arg(url)
-        .output()
-        .expect("run chromium");
-    assert!(
-        shot.status.success(),
-        "{}",
-        String::from_utf8_lossy(&shot.stderr)
-    );
     let dom = Command::new(chromium)
-        .args(flags)
+        .args(CHROMIUM_FLAGS)
         .arg(&window)
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg("--dump-dom")
@@ -982,16 +972,7 @@ async fn every_page_at_phone_and_desktop_width_is_accessible_and_agrees_with_the
 fn browse_shot(chromium: &Path, url: &str, screenshot: &Path, size: &str) {
     let profile = tempfile::tempdir().unwrap();
     let shot = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
+        .args(CHROMIUM_FLAGS)
         .arg(format!("--window-size={size}"))
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("--screenshot={}", screenshot.display()))
