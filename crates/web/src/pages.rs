@@ -218,6 +218,115 @@ impl OutLinks {
     }
 }
 
+/// A list page's order: one of its columns (by `sort`) and a direction (by `order`).
+pub(crate) struct Order {
+    pub column: usize,
+    pub descending: bool,
+    name: &'static str,
+}
+
+impl Order {
+    /// The order `filters` ask for among `columns` (name, title, whether it starts descending);
+    /// the first column, in its own direction, when they ask for none.
+    pub(crate) fn of(
+        filters: &Filters,
+        columns: &[(&'static str, &'static str, bool)],
+    ) -> Result<Order, ApiError> {
+        let name = crate::params::given(&filters.sort);
+        let column = match &name {
+            None => 0,
+            Some(name) => columns
+                .iter()
+                .position(|(c, ..)| c == name)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "sort",
+                        format!(
+                            "'{}' is not a column here: {}",
+                            encode(name),
+                            columns.iter().map(|c| c.0).collect::<Vec<_>>().join(", ")
+                        ),
+                    )
+                })?,
+        };
+        let descending = match crate::params::given(&filters.order).as_deref() {
+            None => columns[column].2,
+            Some("asc") => false,
+            Some("desc") => true,
+            Some(other) => {
+                return Err(ApiError::bad_request(
+                    "order",
+                    format!("'{}' is not asc or desc", encode(other)),
+                ));
+            }
+        };
+        Ok(Order {
+            column,
+            descending,
+            name: columns[column].0,
+        })
+    }
+
+    /// The order as query parameters, for links that keep it (the pager's).
+    pub(crate) fn query(&self) -> String {
+        format!(
+            "&sort={}&order={}",
+            self.name,
+            if self.descending { "desc" } else { "asc" }
+        )
+    }
+
+    /// `ordering` in this order's direction.
+    pub(crate) fn apply(&self, ordering: std::cmp::Ordering) -> std::cmp::Ordering {
+        if self.descending {
+            ordering.reverse()
+        } else {
+            ordering
+        }
+    }
+
+    /// A link per column that sorts by it, the current one the other way round.
+    pub(crate) fn links(
+        &self,
+        path: &str,
+        query: &str,
+        columns: &[(&'static str, &'static str, bool)],
+    ) -> Vec<SortLink> {
+        columns
+            .iter()
+            .enumerate()
+            .map(|(i, (name, title, starts_descending))| {
+                let current = i == self.column;
+                let descending = if current {
+                    !self.descending
+                } else {
+                    *starts_descending
+                };
+                SortLink {
+                    title,
+                    href: format!(
+                        "{path}?{query}&sort={name}&order={}",
+                        if descending { "desc" } else { "asc" }
+                    ),
+                    current: match (current, self.descending) {
+                        (false, _) => "",
+                        (true, false) => "ascending",
+                        (true, true) => "descending",
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
+/// A link that sorts a list by one column.
+pub struct SortLink {
+    pub title: &'static str,
+    pub href: String,
+    /// `ascending` or `descending` when the list is sorted by it, else empty.
+    pub current: &'static str,
+}
+
 /// Rows a list page shows at a time.
 const PAGE_ROWS: usize = 100;
 
@@ -464,11 +573,19 @@ pub struct AttemptLine {
     pub sha_url: String,
 }
 
+/// The orders of the deployments list.
+const DEPLOYMENT_ORDERS: [(&str, &str, bool); 3] = [
+    ("time", "finished", true),
+    ("changes", "changes delivered", true),
+    ("service", "service", false),
+];
+
 #[derive(Template)]
 #[template(path = "deployments.html")]
 struct DeploymentsPage {
     frame: Frame,
     pager: Pager,
+    sorter: Vec<SortLink>,
     deployments: Vec<DeploymentLine>,
     attempts: Vec<AttemptLine>,
     attempt_count: usize,
@@ -526,14 +643,28 @@ pub async fn deployments(
     let view = state.view();
     let window = filters.window(&view, false)?;
     let page = filters.page()?;
+    let order = Order::of(&filters, &DEPLOYMENT_ORDERS)?;
     state
         .heavy(move || {
             let receipts = view.snapshot.receipts(window, &filters.scope())?;
             let query = filters.query_for(&window);
-            let newest_first: Vec<&flowmeter_engine::DeploymentRow> =
-                receipts.deployments.iter().rev().copied().collect();
-            let (pager, shown) = Pager::new("/deployments", &query, page, newest_first.len());
-            let mut shown: Vec<&flowmeter_engine::DeploymentRow> = newest_first[shown].to_vec();
+            let mut sorted: Vec<&flowmeter_engine::DeploymentRow> = receipts.deployments.to_vec();
+            // Stable: ties keep the time order.
+            sorted.sort_by(|a, b| {
+                order.apply(match order.column {
+                    0 => a.time.cmp(&b.time),
+                    1 => a.changes.cmp(&b.changes),
+                    _ => a.service.cmp(&b.service),
+                })
+            });
+            let (pager, shown) = Pager::new(
+                "/deployments",
+                &format!("{query}{}", order.query()),
+                page,
+                sorted.len(),
+            );
+            // Lines are written newest first from time order: hand them over reversed.
+            let mut shown: Vec<&flowmeter_engine::DeploymentRow> = sorted[shown].to_vec();
             shown.reverse();
             let attempt_count = receipts.attempts.len();
             let links = OutLinks::of(view.snapshot.config());
@@ -555,6 +686,7 @@ pub async fn deployments(
                 .collect();
             render(&DeploymentsPage {
                 frame: Frame::new("deployments", &view, &filters, &window),
+                sorter: order.links("/deployments", &query, &DEPLOYMENT_ORDERS),
                 pager,
                 deployments: deployment_lines(&view, &shown),
                 attempts,
@@ -702,11 +834,19 @@ fn incident_lines(view: &View, rows: &[&flowmeter_engine::IncidentRow]) -> Vec<I
         .collect()
 }
 
+/// The orders of the resolved incidents.
+const INCIDENT_ORDERS: [(&str, &str, bool); 3] = [
+    ("resolved", "resolved", false),
+    ("recovery", "recovery time", true),
+    ("service", "service", false),
+];
+
 #[derive(Template)]
 #[template(path = "incidents.html")]
 struct IncidentsPage {
     frame: Frame,
     pager: Pager,
+    sorter: Vec<SortLink>,
     resolved: Vec<IncidentLine>,
     open: Vec<IncidentLine>,
     open_count: usize,
@@ -720,11 +860,28 @@ pub async fn incidents(
     let view = state.view();
     let window = filters.window(&view, false)?;
     let page = filters.page()?;
+    let order = Order::of(&filters, &INCIDENT_ORDERS)?;
     state
         .heavy(move || {
             let receipts = view.snapshot.receipts(window, &filters.scope())?;
             let query = filters.query_for(&window);
-            let (pager, shown) = Pager::new("/incidents", &query, page, receipts.incidents.len());
+            let mut resolved: Vec<&flowmeter_engine::IncidentRow> = receipts.incidents.to_vec();
+            resolved.sort_by(|a, b| {
+                order.apply(match order.column {
+                    0 => a.resolved_at.cmp(&b.resolved_at),
+                    1 => a
+                        .recovery_hours
+                        .unwrap_or(f64::INFINITY)
+                        .total_cmp(&b.recovery_hours.unwrap_or(f64::INFINITY)),
+                    _ => a.service.cmp(&b.service),
+                })
+            });
+            let (pager, shown) = Pager::new(
+                "/incidents",
+                &format!("{query}{}", order.query()),
+                page,
+                resolved.len(),
+            );
             let open: Vec<&flowmeter_engine::IncidentRow> = receipts
                 .open_incidents
                 .iter()
@@ -735,7 +892,8 @@ pub async fn incidents(
             render(&IncidentsPage {
                 frame: Frame::new("incidents", &view, &filters, &window),
                 pager,
-                resolved: incident_lines(&view, &receipts.incidents[shown]),
+                sorter: order.links("/incidents", &query, &INCIDENT_ORDERS),
+                resolved: incident_lines(&view, &resolved[shown]),
                 open: incident_lines(&view, &open),
                 open_count: receipts.open_incidents.len(),
             })
@@ -752,11 +910,19 @@ pub struct PullLine {
     pub waiting: String,
 }
 
+/// The orders of the pull requests waiting for review.
+const PULL_ORDERS: [(&str, &str, bool); 3] = [
+    ("waiting", "waiting", true),
+    ("repo", "repository", false),
+    ("author", "author", false),
+];
+
 #[derive(Template)]
 #[template(path = "pull_requests.html")]
 struct PullRequestsPage {
     frame: Frame,
     pager: Pager,
+    sorter: Vec<SortLink>,
     waiting: Vec<PullLine>,
 }
 
@@ -868,6 +1034,7 @@ pub async fn pull_requests(
     let view = state.view();
     let window = filters.window(&view, false)?;
     let page = filters.page()?;
+    let order = Order::of(&filters, &PULL_ORDERS)?;
     state
         .heavy(move || {
             let scope = view.snapshot.resolve(&filters.scope())?;
@@ -896,8 +1063,22 @@ pub async fn pull_requests(
                 .collect();
             let ready = |p: &flowmeter_engine::PullView| p.ready_at.unwrap_or(p.created_at);
             waiting.sort_by_key(|p| (ready(p), p.repo, p.number));
+            // Stable: ties keep the oldest first.
+            waiting.sort_by(|a, b| {
+                order.apply(match order.column {
+                    // Waiting longer is being ready earlier.
+                    0 => ready(b).cmp(&ready(a)),
+                    1 => a.repo.cmp(b.repo),
+                    _ => a.author.cmp(&b.author),
+                })
+            });
             let query = filters.query_for(&window);
-            let (pager, shown) = Pager::new("/pull-requests", &query, page, waiting.len());
+            let (pager, shown) = Pager::new(
+                "/pull-requests",
+                &format!("{query}{}", order.query()),
+                page,
+                waiting.len(),
+            );
             let links = OutLinks::of(config);
             let lines = waiting[shown]
                 .iter()
@@ -912,6 +1093,7 @@ pub async fn pull_requests(
                 .collect();
             render(&PullRequestsPage {
                 frame: Frame::new("pull-requests", &view, &filters, &window),
+                sorter: order.links("/pull-requests", &query, &PULL_ORDERS),
                 pager,
                 waiting: lines,
             })

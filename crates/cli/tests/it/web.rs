@@ -458,6 +458,57 @@ async fn every_route_is_in_the_openapi_document_and_answers() {
     db.finish().await;
 }
 
+/// List pages sort by their columns through links that keep the window and the order across
+/// pages; an unknown column or order names the parameter.
+#[tokio::test]
+async fn list_pages_sort_by_links() {
+    let db = TestDb::sqlite().await;
+    let state = state_with(&db.store, Config::default()).await;
+    let ids = |html: &str| {
+        let mut found = Vec::new();
+        for id in ["1002", "1003", "1005"] {
+            if let Some(at) = html.find(&format!("<td>{id}</td>")) {
+                found.push((at, id));
+            }
+        }
+        found.sort();
+        found.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
+    };
+    let (status, newest) = get(&state, &format!("/deployments?{WINDOW}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, oldest) = get(
+        &state,
+        &format!("/deployments?{WINDOW}&sort=time&order=asc"),
+    )
+    .await;
+    let mut reversed = ids(&newest);
+    reversed.reverse();
+    assert!(ids(&newest).len() >= 2, "{newest}");
+    assert_eq!(ids(&oldest), reversed);
+    // The current column's link sorts the other way round, keeping the window.
+    assert!(
+        oldest
+            .replace("&#38;", "&")
+            .contains(&format!("/deployments?{WINDOW}&sort=time&order=desc")),
+        "{oldest}"
+    );
+    for path in ["/deployments", "/incidents", "/pull-requests"] {
+        let (status, _) = get(&state, &format!("{path}?{WINDOW}&sort=colour")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        let (status, _) = get(&state, &format!("{path}?{WINDOW}&order=sideways")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+    }
+    let (status, _) = get(
+        &state,
+        &format!("/incidents?{WINDOW}&sort=recovery&order=desc"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = get(&state, &format!("/pull-requests?{WINDOW}&sort=author")).await;
+    assert_eq!(status, StatusCode::OK);
+    db.finish().await;
+}
+
 #[tokio::test]
 async fn pages_show_the_numbers_and_their_receipts() {
     let db = TestDb::sqlite().await;
