@@ -10,18 +10,20 @@ use flowmeter_engine::DoraReport;
 use flowmeter_engine::metrics::Point;
 
 use crate::error::ApiError;
-use crate::pages::{Frame, hours, percent, tier_name};
+use crate::pages::{Frame, Order, SortLink, hours, percent, tier_name};
 use crate::params::{Filters, encode};
 use crate::state::{AppState, View};
 use crate::svg;
 
-/// The columns, by the name `sort` takes, with whether a lower value is better.
-const COLUMNS: [(&str, &str, bool); 5] = [
-    ("deployment-frequency", "Deployment frequency", false),
-    ("lead-time", "Lead time", true),
-    ("change-failure-rate", "Change failure rate", true),
-    ("recovery-time", "Recovery time", true),
-    ("rework-rate", "Rework rate", true),
+/// The columns, by the name `sort` takes, with whether they first sort descending (the best
+/// first: more deployments, less of everything else).
+const COLUMNS: [(&str, &str, bool); 6] = [
+    ("name", "Name", false),
+    ("deployment-frequency", "Deployment frequency", true),
+    ("lead-time", "Lead time", false),
+    ("change-failure-rate", "Change failure rate", false),
+    ("recovery-time", "Recovery time", false),
+    ("rework-rate", "Rework rate", false),
 ];
 
 /// Weeks in a row's small trends.
@@ -43,14 +45,6 @@ pub struct Row {
     pub cells: Vec<Cell>,
 }
 
-/// A column header: its link sorts by it (the other way round when it is the current order).
-pub struct Header {
-    pub title: &'static str,
-    pub href: String,
-    /// `ascending`, `descending` or `none`, for `aria-sort`.
-    pub sorted: &'static str,
-}
-
 /// One of the page's two tables.
 pub struct Table {
     pub caption: &'static str,
@@ -63,8 +57,7 @@ pub struct Table {
 #[template(path = "teams.html")]
 struct TeamsPage {
     frame: Frame,
-    headers: Vec<Header>,
-    name_header: Header,
+    headers: Vec<SortLink>,
     tables: Vec<Table>,
     days: i64,
 }
@@ -199,42 +192,13 @@ pub async fn page(
     State(state): State<AppState>,
     Query(filters): Query<Filters>,
 ) -> Result<Response, ApiError> {
-    let sort = crate::params::given(&filters.sort).unwrap_or_else(|| "name".into());
-    let column = match sort.as_str() {
-        "name" => None,
-        other => Some(
-            COLUMNS
-                .iter()
-                .position(|(c, ..)| *c == other)
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "sort",
-                        format!(
-                            "'{}' is not a column: name, {}",
-                            encode(other),
-                            COLUMNS.map(|c| c.0).join(", ")
-                        ),
-                    )
-                })?,
-        ),
-    };
-    let descending = match crate::params::given(&filters.order).as_deref() {
-        None | Some("asc") => false,
-        Some("desc") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "order",
-                format!("'{}' is not asc or desc", encode(other)),
-            ));
-        }
-    };
+    let order = Order::of(&filters, &COLUMNS)?;
+    // Column 0 is the name; the metrics' cells follow it.
+    let (column, descending) = (order.column.checked_sub(1), order.descending);
     let view = state.view();
     let window = filters.window(&view, false)?;
     let query = filters.query_for(&window);
-    let key = format!(
-        "/teams?{query}&sort={sort}&order={}",
-        if descending { "desc" } else { "asc" }
-    );
+    let key = format!("/teams?{query}{}", order.query());
     if let Some(html) = view.cached(&key) {
         return Ok(Html(html).into_response());
     }
@@ -276,23 +240,9 @@ pub async fn page(
             }
             sort_rows(&mut teams, column, descending);
             sort_rows(&mut services, column, descending);
-            let header = |name: &str, title: &'static str| {
-                let current = sort == name;
-                let next = if current && !descending { "desc" } else { "asc" };
-                Header {
-                    title,
-                    href: format!("/teams?{query}&sort={name}&order={next}"),
-                    sorted: match (current, descending) {
-                        (false, _) => "none",
-                        (true, false) => "ascending",
-                        (true, true) => "descending",
-                    },
-                }
-            };
             let page = TeamsPage {
                 frame: Frame::new("teams", &view, &base, &window),
-                name_header: header("name", "Name"),
-                headers: COLUMNS.iter().map(|(c, t, _)| header(c, t)).collect(),
+                headers: order.links("/teams", &query, &COLUMNS),
                 tables: vec![
                     Table {
                         caption: "Teams",

@@ -492,7 +492,14 @@ async fn list_pages_sort_by_links() {
             .contains(&format!("/deployments?{WINDOW}&sort=time&order=desc")),
         "{oldest}"
     );
-    for path in ["/deployments", "/incidents", "/pull-requests"] {
+    let (status, teams) = get(
+        &state,
+        &format!("/teams?{WINDOW}&sort=lead-time&order=desc"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(teams.contains("aria-sort=\"descending\""), "{teams}");
+    for path in ["/deployments", "/incidents", "/pull-requests", "/teams"] {
         let (status, _) = get(&state, &format!("{path}?{WINDOW}&sort=colour")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
         let (status, _) = get(&state, &format!("{path}?{WINDOW}&order=sideways")).await;
