@@ -223,6 +223,8 @@ pub(crate) struct Order {
     pub column: usize,
     pub descending: bool,
     name: &'static str,
+    /// Whether the request asked for an order (else links keep the page's default URL).
+    asked: bool,
 }
 
 impl Order {
@@ -264,11 +266,16 @@ impl Order {
             column,
             descending,
             name: columns[column].0,
+            asked: name.is_some() || crate::params::given(&filters.order).is_some(),
         })
     }
 
-    /// The order as query parameters, for links that keep it (the pager's).
+    /// The order as query parameters, for links that keep it (the pager's); nothing for the
+    /// default order, so default URLs stay as they were.
     pub(crate) fn query(&self) -> String {
+        if !self.asked {
+            return String::new();
+        }
         format!(
             "&sort={}&order={}",
             self.name,
