@@ -9,6 +9,9 @@
 //! request event has neither its commits nor its reviews, a release event has no tag commit)
 //! writes nothing partial: it makes the next sync of that resource read it (the resource's
 //! ETag is dropped, so its first page is read whole, and the sync pages down to its cursor).
+//!
+//! One file over 600 lines: about a third is its unit tests; the rest is one event table
+//! (`Ctx`'s methods) that reads best next to the signature and admission rules it depends on.
 
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
